@@ -1,0 +1,101 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Copyright (c) storage.vds contributors
+"""The interface every backend implements.
+
+A backend speaks VDS semantics with provider ids and knows nothing of plans. Every mutating call
+returns an :class:`Operation` (the counterpart of ``IVdsAsync``) or raises
+:class:`~..._vds.errors.HResultError` with ``phase="call"`` when the method itself fails.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import typing as t
+
+from ansible_collections.storage.vds.plugins.module_utils._vds.model import Snapshot
+
+
+@dataclasses.dataclass
+class OperationResult:
+    """What ``IVdsAsync::Wait`` yields for a finished operation."""
+
+    call_hresult: int                 # Wait's own HRESULT
+    operation_hresult: int            # *pHrResult: the operation's outcome
+    group_id: str | None = None       # CreatePortalGroup: the group obtained
+    group_tag: int | None = None
+
+
+@dataclasses.dataclass
+class Operation:
+    """A handle on one asynchronous provider operation."""
+
+    id: str
+    name: str                              # AddPortal, RemovePortal, CreatePortalGroup, ...
+    objects: t.Tuple[str, ...] = ()        # provider ids the operation touches
+
+
+@dataclasses.dataclass
+class OperationStatus:
+    """What ``IVdsAsync::QueryStatus`` yields: pending while ``hresult`` is VDS_E_OPERATION_PENDING."""
+
+    hresult: int
+    percent: int
+
+
+class Backend(abc.ABC):
+    """One provider (a host's VDS service, a simulator file, a LIO kernel target)."""
+
+    #: True when the provider picks the tag of a new group (VDS): a requested tag cannot be honoured.
+    assigns_tags: bool = True
+
+    @abc.abstractmethod
+    def snapshot(self, subsystem: str | None = None) -> Snapshot:
+        """Read subsystems, their portals, targets and groups (one read per subsystem)."""
+
+    @abc.abstractmethod
+    def add_portal(self, group_id: str, portal_id: str) -> Operation:
+        """IVdsIscsiPortalGroup::AddPortal."""
+
+    @abc.abstractmethod
+    def remove_portal(self, group_id: str, portal_id: str) -> Operation:
+        """IVdsIscsiPortalGroup::RemovePortal."""
+
+    @abc.abstractmethod
+    def create_group(self, target_id: str, tag: int | None = None) -> Operation:
+        """IVdsIscsiTarget::CreatePortalGroup (``tag`` only where ``assigns_tags`` is False)."""
+
+    @abc.abstractmethod
+    def delete_group(self, group_id: str) -> Operation:
+        """IVdsIscsiPortalGroup::Delete."""
+
+    @abc.abstractmethod
+    def set_portal_status(self, portal_id: str, status: str) -> Operation:
+        """IVdsIscsiPortal::SetStatus (``online`` or ``offline``)."""
+
+    @abc.abstractmethod
+    def query_status(self, operation: Operation) -> OperationStatus:
+        """IVdsAsync::QueryStatus: never blocks."""
+
+    @abc.abstractmethod
+    def result(self, operation: Operation) -> OperationResult:
+        """IVdsAsync::Wait on an operation QueryStatus reported finished (returns at once)."""
+
+    @abc.abstractmethod
+    def cancel(self, operation: Operation) -> int:
+        """IVdsAsync::Cancel; returns its HRESULT (providers often answer VDS_E_NOT_SUPPORTED)."""
+
+    @abc.abstractmethod
+    def recover_cache(self, subsystem: str | None) -> None:
+        """IVdsHwProvider::Reenumerate then Refresh of the provider owning ``subsystem`` (a name;
+        None: every provider), after VDS_E_PROVIDER_CACHE_CORRUPT."""
+
+    def close(self) -> None:
+        """Release what the backend holds (sessions, handles, locks)."""
+
+    def __enter__(self) -> "Backend":
+        return self
+
+    def __exit__(self, *exc_info: t.Any) -> None:
+        self.close()
