@@ -80,7 +80,7 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def result(self, operation: Operation) -> OperationResult:
-        """IVdsAsync::Wait on an operation QueryStatus reported finished (returns at once)."""
+        """IVdsAsync::Wait: blocks until the operation finishes (the engine calls it once QueryStatus says so)."""
 
     @abc.abstractmethod
     def cancel(self, operation: Operation) -> int:

@@ -197,16 +197,15 @@ class Snapshot:
         if subsystem is not None and not candidates:
             raise NotFoundError("subsystem %r does not exist; known subsystems: %s"
                                 % (subsystem, _names(s.name for s in self.subsystems)))
-        found = [(s, s.target(iqn)) for s in candidates if s.target(iqn) is not None]
+        found = [(s, target) for s in candidates for target in (s.target(iqn),) if target is not None]
         if not found:
             where = "subsystem %r" % subsystem if subsystem else "any subsystem"
             known = sorted(target.iqn for s in candidates for target in s.targets)
             raise NotFoundError("target %s does not exist on %s; known targets: %s" % (iqn, where, _names(known)))
         if len(found) > 1:
             raise ValidationError("target %s exists on several subsystems (%s): set subsystem to choose one"
-                                  % (iqn, ", ".join(s.name for s, _ in found)))
-        subsystem_found, target = found[0]
-        return subsystem_found, t.cast(Target, target)
+                                  % (iqn, ", ".join(pair[0].name for pair in found)))
+        return found[0]
 
 
 def _names(values: t.Iterable[str]) -> str:

@@ -56,10 +56,8 @@ class RetryPolicy:
     maximum: float = 5.0
 
     def delays(self) -> t.Iterator[float]:
-        delay = self.initial
-        for _ in range(self.attempts):
-            yield delay
-            delay = min(self.maximum, delay * self.factor)
+        for attempt in range(self.attempts):
+            yield min(self.maximum, self.initial * self.factor ** attempt)
 
 
 @dataclasses.dataclass

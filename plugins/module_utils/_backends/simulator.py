@@ -1,0 +1,871 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Copyright (c) storage.vds contributors
+"""A file-backed stand-in for a VDS iSCSI hardware provider.
+
+The state file (JSON, format version 1) describes subsystems, their portals, targets and portal
+groups, plus the simulator's knobs: operation latency and injected faults. Every call locks the
+file, reads it once, settles the operations that have completed, acts, and writes the file back
+atomically when something changed, so parallel playbook runs behave like callers of one provider.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import json
+import math
+import os
+import time
+import typing as t
+import uuid
+
+from ansible_collections.storage.vds.plugins.module_utils._backends.base import (
+    Backend,
+    Operation,
+    OperationResult,
+    OperationStatus,
+)
+from ansible_collections.storage.vds.plugins.module_utils._vds.errors import (
+    BY_NAME,
+    S_OK,
+    VDS_E_ANOTHER_CALL_IN_PROGRESS,
+    VDS_E_ASSOCIATED_PORTALS_EXIST,
+    VDS_E_CANCEL_TOO_LATE,
+    VDS_E_OBJECT_DELETED,
+    VDS_E_OBJECT_EXISTS,
+    VDS_E_OBJECT_NOT_FOUND,
+    VDS_E_OPERATION_CANCELED,
+    VDS_E_OPERATION_PENDING,
+    VDS_S_ALREADY_EXISTS,
+    HResultError,
+    NotFoundError,
+    StateFileError,
+    ValidationError,
+    VdsError,
+    hresult_name,
+    is_success,
+    parse_hresult,
+)
+from ansible_collections.storage.vds.plugins.module_utils._vds.model import (
+    PORTAL_STATUSES,
+    Portal,
+    PortalAddress,
+    PortalGroup,
+    Snapshot,
+    Subsystem,
+    Target,
+    normalize_iqn,
+)
+
+STATE_VERSION = 1
+
+#: Operations that return an IVdsAsync: faults may fire at the call or at the wait.
+ASYNC_OPERATIONS = ("AddPortal", "RemovePortal", "CreatePortalGroup", "DeletePortalGroup", "SetStatus")
+#: Calls without an operation to wait on: faults fire at the call only.
+CALL_ONLY_OPERATIONS = ("QueryPortalGroups", "Reenumerate", "Refresh", "Cancel")
+FAULT_PHASES = ("call", "wait")
+
+#: A finished operation nobody asked about (its caller died) is dropped after this many seconds.
+OPERATION_RETENTION_S = 3600.0
+
+_E_INVALIDARG = BY_NAME["E_INVALIDARG"].value
+_MAX_TAG = 65535
+_STATUSES = tuple(PORTAL_STATUSES.values())
+_SETTABLE_STATUSES = ("online", "offline")
+
+_TOP_KEYS = ("version", "subsystems", "latency_ms", "faults", "calls", "operations")
+_SUBSYSTEM_KEYS = ("name", "max_groups_per_target", "portals", "targets")
+_PORTAL_KEYS = ("address", "status")
+_TARGET_KEYS = ("iqn", "alias", "groups")
+_GROUP_KEYS = ("tag", "portals")
+_FAULT_KEYS = ("operation", "hresult", "times", "phase")
+_OPERATION_REQUIRED = ("id", "name", "subsystem", "objects", "started_at", "completes_at")
+_OPERATION_OPTIONAL = ("fault", "result", "finished_at")
+# Fields each kind of persisted operation needs to be applied later.
+_OPERATION_FIELDS = {
+    "AddPortal": ("target", "tag", "portal"),
+    "RemovePortal": ("target", "tag", "portal"),
+    "CreatePortalGroup": ("target",),
+    "DeletePortalGroup": ("target", "tag"),
+    "SetStatus": ("portal", "status"),
+}
+
+# Natural keys: ("subsystem", name), ("target", name, iqn), ("portal", name, address),
+# ("group", name, iqn, tag). Ids map to these, never the other way round in the file.
+_Key = t.Tuple[t.Any, ...]
+_Json = t.Dict[str, t.Any]
+_T = t.TypeVar("_T")
+
+
+class _Outcome(t.NamedTuple):
+    """The final result of an operation this instance has collected."""
+
+    hresult: int
+    group: _Key | None = None
+
+
+class _Invalid(Exception):
+    """A problem in the state file, located by a JSON path relative to the value being checked."""
+
+    def __init__(self, location: str, problem: str) -> None:
+        super().__init__(problem)
+        self.location = location
+        self.problem = problem
+
+    def under(self, parent: str) -> "_Invalid":
+        """The same problem seen from the enclosing value (paths are built only on failure)."""
+        if not self.location:
+            return _Invalid(parent, self.problem)
+        joiner = "" if self.location.startswith("[") else "."
+        return _Invalid(parent + joiner + self.location, self.problem)
+
+
+class _State:
+    """One loaded state file: the JSON data, normalised in place, and an index of its objects."""
+
+    def __init__(self, data: _Json) -> None:
+        self.data = data
+        self.mode = 0o644
+        self.objects: dict[_Key, _Json] = {}
+        self.addresses: dict[str, PortalAddress] = {}
+        self.now = 0.0
+        self.dirty = False
+
+    @property
+    def operations(self) -> list[_Json]:
+        return self.data.get("operations", [])
+
+    def group_holding(self, name: str, iqn: str, address: str) -> int | None:
+        for group in self.objects[("target", name, iqn)].get("groups", []):
+            if address in group.get("portals", []):
+                return group["tag"]
+        return None
+
+
+# --- validation ------------------------------------------------------------------------------
+# Each check raises _Invalid with a path relative to what it checks; callers prefix their part.
+
+
+def _show(value: t.Any) -> str:
+    return json.dumps(value)
+
+
+def _kind(value: t.Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _in(location: str, check: t.Callable[..., _T], *args: t.Any) -> _T:
+    try:
+        return check(*args)
+    except _Invalid as exc:
+        raise exc.under(location) from None
+
+
+def _each(owner: _Json, key: str, check: t.Callable[..., t.Any], *args: t.Any) -> None:
+    """Check each item of the optional array ``owner[key]``, replacing it by its normalised form."""
+    items = _in(key, _array, owner.get(key, []))
+    index = 0
+    try:
+        for index, item in enumerate(items):
+            items[index] = check(item, *args)
+    except _Invalid as exc:
+        raise exc.under("%s[%d]" % (key, index)) from None
+
+
+def _object(value: t.Any, allowed: t.Sequence[str] | None, required: t.Sequence[str] = ()) -> _Json:
+    """An object with only ``allowed`` keys (any key when None): typos must not pass silently."""
+    if not isinstance(value, dict):
+        raise _Invalid("", "expected an object, found %s" % _kind(value))
+    if allowed is not None:
+        for key in value:
+            if key not in allowed:
+                raise _Invalid(key, "unknown key (known keys: %s)" % ", ".join(sorted(allowed)))
+    for key in required:
+        if key not in value:
+            raise _Invalid(key, "missing (required)")
+    return value
+
+
+def _array(value: t.Any) -> list[t.Any]:
+    if not isinstance(value, list):
+        raise _Invalid("", "expected an array, found %s" % _kind(value))
+    return value
+
+
+def _string(value: t.Any, allow_empty: bool = False) -> str:
+    if not isinstance(value, str):
+        raise _Invalid("", "expected a string, found %s" % _kind(value))
+    if not allow_empty and not value.strip():
+        raise _Invalid("", "must not be empty")
+    return value
+
+
+def _integer(value: t.Any, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Invalid("", "%s is not an integer" % _show(value))
+    if high is not None and not low <= value <= high:
+        raise _Invalid("", "%d is outside %d..%d" % (value, low, high))
+    if value < low:
+        raise _Invalid("", "%d is below %d" % (value, low))
+    return value
+
+
+def _number(value: t.Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise _Invalid("", "%s is not a number" % _show(value))
+    if value < 0:
+        raise _Invalid("", "%s is below 0" % _show(value))
+    return value
+
+
+def _hresult(value: t.Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise _Invalid("", "expected an HRESULT name or number, found %s" % _kind(value))
+    try:
+        return parse_hresult(value)
+    except ValueError as exc:
+        raise _Invalid("", str(exc)) from None
+
+
+def _choice(value: t.Any, choices: t.Sequence[str], what: str) -> str:
+    if value not in choices:
+        raise _Invalid("", "%s is not %s (one of: %s)" % (_show(value), what, ", ".join(choices)))
+    return value
+
+
+def _iqn(value: t.Any) -> str:
+    try:
+        return normalize_iqn(value)
+    except ValidationError as exc:
+        raise _Invalid("", exc.message) from None
+
+
+@functools.lru_cache(maxsize=65536)
+def _parse_address(text: str) -> PortalAddress:
+    # Every call validates the whole file again: parse each distinct address once per process.
+    return PortalAddress.parse(text)
+
+
+def _address(value: t.Any, state: _State) -> str:
+    """The normalised text of a portal address (``10.0.0.1`` -> ``10.0.0.1:3260``)."""
+    if isinstance(value, str) and value in state.addresses:
+        return value
+    try:
+        address = _parse_address(value) if isinstance(value, str) else PortalAddress.parse(value)
+    except ValidationError as exc:
+        raise _Invalid("", exc.message) from None
+    text = str(address)
+    state.addresses[text] = address
+    return text
+
+
+def _check_subsystem(sub: t.Any, state: _State) -> _Json:
+    _object(sub, _SUBSYSTEM_KEYS, ("name",))
+    name = _in("name", _string, sub["name"])
+    if ("subsystem", name) in state.objects:
+        raise _Invalid("name", "%s names two subsystems; names must be unique" % _show(name))
+    state.objects[("subsystem", name)] = sub
+    if "max_groups_per_target" in sub:
+        _in("max_groups_per_target", _integer, sub["max_groups_per_target"], 0)
+    _each(sub, "portals", _check_portal, name, state)
+    _each(sub, "targets", _check_target, name, state)
+    return sub
+
+
+def _check_portal(portal: t.Any, name: str, state: _State) -> _Json:
+    _object(portal, _PORTAL_KEYS, ("address",))
+    address = _in("address", _address, portal["address"], state)
+    if ("portal", name, address) in state.objects:
+        raise _Invalid("address", "portal %s is listed twice in subsystem %s" % (address, name))
+    portal["address"] = address
+    state.objects[("portal", name, address)] = portal
+    if "status" in portal:
+        _in("status", _choice, portal["status"], _STATUSES, "a portal status")
+    return portal
+
+
+def _check_target(target: t.Any, name: str, state: _State) -> _Json:
+    _object(target, _TARGET_KEYS, ("iqn",))
+    iqn = _in("iqn", _iqn, target["iqn"])
+    if ("target", name, iqn) in state.objects:
+        raise _Invalid("iqn", "target %s is listed twice in subsystem %s" % (iqn, name))
+    target["iqn"] = iqn
+    state.objects[("target", name, iqn)] = target
+    if "alias" in target:
+        _in("alias", _string, target["alias"], True)
+    _each(target, "groups", _check_group, name, iqn, {}, state)
+    if "groups" in target:
+        target["groups"].sort(key=lambda group: group["tag"])
+    return target
+
+
+def _check_group(group: t.Any, name: str, iqn: str, holders: dict[str, int], state: _State) -> _Json:
+    _object(group, _GROUP_KEYS, ("tag",))
+    tag = _in("tag", _integer, group["tag"], 1, _MAX_TAG)
+    if ("group", name, iqn, tag) in state.objects:
+        raise _Invalid("tag", "tag %d is used by two groups of target %s" % (tag, iqn))
+    state.objects[("group", name, iqn, tag)] = group
+    _each(group, "portals", _check_member, name, tag, holders, state)
+    return group
+
+
+def _check_member(value: t.Any, name: str, tag: int, holders: dict[str, int], state: _State) -> str:
+    address = _address(value, state)
+    if ("portal", name, address) not in state.objects:
+        raise _Invalid("", "%s is not a portal of subsystem %s; list it under its portals first" % (address, name))
+    if address in holders:
+        raise _Invalid("", "portal %s is already in group %d of this target; a portal belongs to at most one "
+                       "group of a target" % (address, holders[address]))
+    holders[address] = tag
+    return address
+
+
+def _check_fault(fault: t.Any) -> _Json:
+    _object(fault, _FAULT_KEYS, ("operation", "hresult"))
+    operation = _in("operation", _choice, fault["operation"], ASYNC_OPERATIONS + CALL_ONLY_OPERATIONS,
+                    "an operation the simulator runs")
+    _in("hresult", _hresult, fault["hresult"])
+    if "times" in fault:
+        _in("times", _integer, fault["times"], 1)
+    if "phase" in fault:
+        phase = _in("phase", _choice, fault["phase"], FAULT_PHASES, "a fault phase")
+        if phase == "wait" and operation in CALL_ONLY_OPERATIONS:
+            raise _Invalid("phase", "%s returns no operation to wait on; use phase \"call\"" % operation)
+    return fault
+
+
+def _check_operation(record: t.Any) -> _Json:
+    # Written by the simulator, but a hand edit must not let a later apply corrupt the file.
+    name = _in("name", _choice, _object(record, None, ("name",))["name"], ASYNC_OPERATIONS,
+               "an asynchronous operation")
+    fields = _OPERATION_FIELDS[name]
+    created = ("group_tag",) if name == "CreatePortalGroup" else ()
+    _object(record, _OPERATION_REQUIRED + _OPERATION_OPTIONAL + fields + created, _OPERATION_REQUIRED + fields)
+    _in("id", _string, record["id"])
+    for key in ("subsystem", "target", "portal"):
+        if key in record:
+            _in(key, _string, record[key])
+    if "status" in record:
+        _in("status", _choice, record["status"], _SETTABLE_STATUSES, "a status SetStatus sets")
+    for key in ("tag", "group_tag"):
+        if key in record:
+            _in(key, _integer, record[key], 1, _MAX_TAG)
+    for key in ("started_at", "completes_at", "finished_at"):
+        if key in record:
+            _in(key, _number, record[key])
+    for key in ("fault", "result"):
+        if key in record:
+            _in(key, _hresult, record[key])
+    if "result" in record and "finished_at" not in record:
+        raise _Invalid("finished_at", "missing (required once the operation has a result)")
+    _each(record, "objects", _check_object_key)
+    return record
+
+
+def _check_object_key(key: t.Any) -> list[t.Any]:
+    if not isinstance(key, list) or not key or not all(
+            isinstance(part, (str, int)) and not isinstance(part, bool) for part in key):
+        raise _Invalid("", "expected an object key such as [\"portal\", subsystem, address]")
+    return key
+
+
+def _check(data: t.Any) -> _State:
+    """Validate a parsed state file, normalise it in place and index its objects."""
+    _object(data, _TOP_KEYS, ("version", "subsystems"))
+    version = data["version"]
+    if isinstance(version, bool) or not isinstance(version, int) or version != STATE_VERSION:
+        raise _Invalid("version", "%s is not supported; this simulator reads version %d"
+                       % (_show(version), STATE_VERSION))
+    state = _State(data)
+    _each(data, "subsystems", _check_subsystem, state)
+    if "latency_ms" in data:
+        _in("latency_ms", _number, data["latency_ms"])
+    _each(data, "faults", _check_fault)
+    for name, count in _in("calls", _object, data.get("calls", {}), None).items():
+        _in("calls." + name, _integer, count, 0)
+    _each(data, "operations", _check_operation)
+    return state
+
+
+def _unique_keys(pairs: list[tuple[str, t.Any]]) -> _Json:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _value in pairs:
+            if key in seen:
+                raise _Invalid("", "key %s appears twice in one object" % _show(key))
+            seen.add(key)
+    return result
+
+
+def _load(path: str) -> _State:
+    try:
+        with open(path, "rb") as handle:
+            mode = os.fstat(handle.fileno()).st_mode & 0o7777
+            raw = handle.read()
+    except FileNotFoundError:
+        raise StateFileError("simulator state file %s does not exist: write one (format version %d) to describe "
+                             "the simulated arrays" % (path, STATE_VERSION), path=path) from None
+    except OSError as exc:
+        raise StateFileError("cannot read simulator state file %s: %s" % (path, exc.strerror), path=path) from None
+    try:
+        # utf-8-sig: editors on Windows like to start the file with a byte-order mark.
+        state = _check(json.loads(raw.decode("utf-8-sig"), object_pairs_hook=_unique_keys))
+    except UnicodeDecodeError as exc:
+        raise StateFileError("simulator state file %s is not UTF-8 text (byte %d)" % (path, exc.start),
+                             path=path) from None
+    except json.JSONDecodeError as exc:
+        raise StateFileError("simulator state file %s is not valid JSON: line %d column %d: %s"
+                             % (path, exc.lineno, exc.colno, exc.msg), path=path) from None
+    except _Invalid as exc:
+        where = "%s: " % exc.location if exc.location else ""
+        raise StateFileError("simulator state file %s: %s%s" % (path, where, exc.problem),
+                             path=path, location=exc.location) from None
+    state.mode = mode
+    return state
+
+
+def _holds_objects(value: t.Any) -> bool:
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    return any(isinstance(item, dict) or (isinstance(item, list) and _holds_objects(item)) for item in items)
+
+
+def _dumps(value: t.Any, indent: str = "") -> str:
+    """JSON indented down to the containers that hold no objects, which stay on one line: a portal,
+    a group or a fault per line reads well, and the C encoder writes those lines fast."""
+    if not _holds_objects(value):
+        return json.dumps(value)
+    inner = indent + "  "
+    if isinstance(value, dict):
+        body = ",\n".join("%s%s: %s" % (inner, json.dumps(key), _dumps(item, inner)) for key, item in value.items())
+        return "{\n%s\n%s}" % (body, indent)
+    return "[\n%s\n%s]" % (",\n".join(inner + _dumps(item, inner) for item in value), indent)
+
+
+def _write(path: str, state: _State) -> None:
+    """Replace the file atomically: readers see the old or the new content, never a torn one."""
+    data = state.data
+    if "calls" in data:
+        data["calls"] = dict(sorted(data["calls"].items()))
+    if "operations" in data and not data["operations"]:
+        del data["operations"]
+    text = _dumps(data) + "\n"
+    directory, base = os.path.split(path)
+    temporary = os.path.join(directory, ".%s.%s.tmp" % (base, uuid.uuid4().hex))
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(temporary, state.mode)
+            os.replace(temporary, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+    except OSError as exc:
+        raise StateFileError("cannot write simulator state file %s: %s" % (path, exc.strerror), path=path) from None
+
+
+def read_state(path: str) -> _Json:
+    """The validated, normalised content of a state file (no lock needed: writes are atomic)."""
+    return _load(path).data
+
+
+# --- the backend -----------------------------------------------------------------------------
+
+
+class SimulatorBackend(Backend):
+    """A VDS iSCSI hardware provider simulated in a JSON state file."""
+
+    assigns_tags = True
+
+    def __init__(self, state_path: str, now: t.Callable[[], float] = time.time,
+                 sleep: t.Callable[[float], None] = time.sleep) -> None:
+        if not isinstance(state_path, str) or not state_path:
+            raise StateFileError("the simulator needs the path of its state file", path=state_path)
+        self.state_path = state_path
+        self._now = now
+        self._sleep = sleep
+        # Ids live only in this instance, like VDS ids that do not survive a service restart.
+        self._ids: dict[_Key, str] = {}
+        self._keys: dict[str, _Key] = {}
+        self._finished: dict[str, _Outcome] = {}
+
+    # -- session: lock, load, settle, act, write --
+
+    @contextlib.contextmanager
+    def _session(self) -> t.Iterator[_State]:
+        lock_path = self.state_path + ".lock"
+        try:
+            lock = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise StateFileError("cannot open the simulator lock file %s: %s" % (lock_path, exc.strerror),
+                                 path=self.state_path) from None
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            state = _load(self.state_path)
+            state.now = self._now()
+            self._settle(state)
+            self._forget_vanished(state)
+            try:
+                yield state
+            except VdsError:
+                # An expected failure still counts its call and consumes its fault.
+                if state.dirty:
+                    _write(self.state_path, state)
+                raise
+            if state.dirty:
+                _write(self.state_path, state)
+        finally:
+            os.close(lock)  # closing the descriptor releases the flock
+
+    def _settle(self, state: _State) -> None:
+        """Apply every operation that has completed by now, in completion order."""
+        operations = state.operations
+        due = [record for record in operations if "result" not in record and record["completes_at"] <= state.now]
+        for record in sorted(due, key=lambda record: record["completes_at"]):
+            hresult, tag = self._apply(state, record)
+            record["result"] = hresult_name(hresult)
+            record["finished_at"] = record["completes_at"]
+            if tag is not None:
+                record["group_tag"] = tag
+            state.dirty = True
+        kept = [record for record in operations
+                if "result" not in record or state.now - record["finished_at"] <= OPERATION_RETENTION_S]
+        if len(kept) != len(operations):
+            state.data["operations"] = kept
+            state.dirty = True
+
+    def _forget_vanished(self, state: _State) -> None:
+        # A new object under the same natural key must get a new id, as a recreated VDS object does.
+        for key in [key for key in self._ids if key not in state.objects]:
+            del self._ids[key]
+
+    # -- ids --
+
+    def _id(self, key: _Key) -> str:
+        object_id = self._ids.get(key)
+        if object_id is None:
+            object_id = str(uuid.uuid4())
+            self._ids[key] = object_id
+            self._keys[object_id] = key
+        return object_id
+
+    def _resolve(self, state: _State, object_id: str, kind: str, action: str, gone: int) -> _Key:
+        """Map an id back to its object: unknown ids are not found, ids of vanished objects are ``gone``."""
+        key = self._keys.get(object_id)
+        if key is None or key[0] != kind:
+            raise HResultError(VDS_E_OBJECT_NOT_FOUND, action, "call", object_id=object_id)
+        if self._ids.get(key) != object_id or key not in state.objects:
+            raise HResultError(gone, action, "call", object_id=object_id)
+        return key
+
+    # -- faults and counters --
+
+    @staticmethod
+    def _count(state: _State, name: str, amount: int = 1) -> None:
+        calls = state.data.setdefault("calls", {})
+        calls[name] = calls.get(name, 0) + amount
+        state.dirty = True
+
+    @staticmethod
+    def _consume(state: _State, name: str, phase: str) -> int | None:
+        """Fire the first fault listed for this operation and phase, if any."""
+        faults = state.data.get("faults", [])
+        for index, fault in enumerate(faults):
+            if fault["operation"] == name and fault.get("phase", "call") == phase:
+                times = fault.get("times", 1)
+                if times <= 1:
+                    del faults[index]
+                else:
+                    fault["times"] = times - 1
+                state.dirty = True
+                return parse_hresult(fault["hresult"])
+        return None
+
+    def _call_fault(self, state: _State, name: str) -> int | None:
+        """A call-phase fault: an error fails the call, a success code is passed on to the operation."""
+        hresult = self._consume(state, name, "call")
+        if hresult is not None and not is_success(hresult):
+            raise HResultError(hresult, name, "call", injected=True)
+        return hresult
+
+    # -- operations --
+
+    def _begin(self, state: _State, fields: _Json, keys: t.Sequence[_Key], ids: t.Tuple[str, ...],
+               call_fault: int | None) -> Operation:
+        """Start an operation on objects nobody else is working on; apply it now without latency."""
+        name = fields["name"]
+        wanted = set(keys)
+        for other in state.operations:
+            if "result" not in other and any(tuple(key) in wanted for key in other["objects"]):
+                raise HResultError(VDS_E_ANOTHER_CALL_IN_PROGRESS, name, "call", operation_id=other["id"])
+        wait_fault = self._consume(state, name, "wait")
+        fault = wait_fault if wait_fault is not None else call_fault
+        latency = state.data.get("latency_ms", 0) / 1000.0
+        record: _Json = {"id": str(uuid.uuid4())}
+        record.update(fields, objects=[list(key) for key in keys], started_at=state.now,
+                      completes_at=state.now + latency)
+        if fault is not None:
+            record["fault"] = hresult_name(fault)
+        if latency > 0:
+            state.data.setdefault("operations", []).append(record)
+        else:
+            hresult, tag = self._apply(state, record)
+            self._finished[record["id"]] = _Outcome(hresult, self._group_key(record, tag))
+        state.dirty = True
+        return Operation(record["id"], name, ids)
+
+    @staticmethod
+    def _group_key(record: _Json, tag: int | None) -> _Key | None:
+        return None if tag is None else ("group", record["subsystem"], record["target"], tag)
+
+    def _apply(self, state: _State, record: _Json) -> t.Tuple[int, int | None]:
+        """The effect of a completed operation: its final HRESULT and, for a create, the group's tag."""
+        fault = parse_hresult(record["fault"]) if "fault" in record else None
+        if fault is not None and not is_success(fault):
+            return fault, None
+        name, sub = record["name"], record["subsystem"]
+        tag: int | None = None
+        if name == "CreatePortalGroup":
+            if fault == VDS_S_ALREADY_EXISTS:
+                # Acts as the cap: hands back an existing group, or creates one when there is none.
+                return _create_group(state, sub, record["target"], True)
+            hresult, tag = _create_group(state, sub, record["target"], False)
+        elif name == "DeletePortalGroup":
+            hresult = _delete_group(state, sub, record["target"], record["tag"])
+        elif name == "SetStatus":
+            hresult = _set_status(state, sub, record["portal"], record["status"])
+        else:
+            hresult = _change_membership(state, name, sub, record["target"], record["tag"], record["portal"])
+        if hresult == S_OK and fault is not None:
+            hresult = fault
+        return hresult, tag
+
+    def _find(self, state: _State, operation: Operation) -> _Json:
+        for record in state.operations:
+            if record["id"] == operation.id:
+                return record
+        raise StateFileError("operation %s (%s) is not in simulator state file %s: the file was replaced while it "
+                             "ran, or it finished more than %d seconds ago and was discarded"
+                             % (operation.id, operation.name, self.state_path, OPERATION_RETENTION_S),
+                             path=self.state_path, operation_id=operation.id)
+
+    def _collect(self, state: _State, record: _Json) -> _Outcome:
+        """Take a finished operation out of the file: its caller now holds the result."""
+        outcome = _Outcome(parse_hresult(record["result"]), self._group_key(record, record.get("group_tag")))
+        self._finished[record["id"]] = outcome
+        state.data["operations"] = [other for other in state.operations if other is not record]
+        state.dirty = True
+        return outcome
+
+    # -- Backend interface --
+
+    def snapshot(self, subsystem: str | None = None) -> Snapshot:
+        with self._session() as state:
+            subsystems = state.data["subsystems"]
+            if subsystem is not None:
+                subsystems = [_known_subsystem(state, subsystem)]
+            if subsystems:
+                self._count(state, "Snapshot", len(subsystems))
+            self._call_fault(state, "QueryPortalGroups")
+            return Snapshot(tuple(self._view(state, sub) for sub in subsystems))
+
+    def _view(self, state: _State, sub: _Json) -> Subsystem:
+        name = sub["name"]
+        portals = sorted((Portal(self._id(("portal", name, portal["address"])), state.addresses[portal["address"]],
+                                 portal.get("status", "online"))
+                          for portal in sub.get("portals", [])), key=lambda portal: portal.address)
+        targets = tuple(
+            Target(self._id(("target", name, target["iqn"])), target["iqn"], target.get("alias", ""),
+                   tuple(PortalGroup(self._id(("group", name, target["iqn"], group["tag"])), group["tag"],
+                                     frozenset(state.addresses[address] for address in group.get("portals", [])))
+                         for group in target.get("groups", [])))
+            for target in sub.get("targets", []))
+        return Subsystem(self._id(("subsystem", name)), name, tuple(portals), targets)
+
+    def add_portal(self, group_id: str, portal_id: str) -> Operation:
+        return self._membership("AddPortal", group_id, portal_id)
+
+    def remove_portal(self, group_id: str, portal_id: str) -> Operation:
+        return self._membership("RemovePortal", group_id, portal_id)
+
+    def _membership(self, name: str, group_id: str, portal_id: str) -> Operation:
+        with self._session() as state:
+            self._count(state, name)
+            call_fault = self._call_fault(state, name)
+            group = self._resolve(state, group_id, "group", name, VDS_E_OBJECT_DELETED)
+            portal = self._resolve(state, portal_id, "portal", name, VDS_E_OBJECT_NOT_FOUND)
+            if portal[1] != group[1]:
+                # Portals belong to a subsystem: another subsystem's portal does not exist here.
+                raise HResultError(VDS_E_OBJECT_NOT_FOUND, name, "call", object_id=portal_id)
+            fields = {"name": name, "subsystem": group[1], "target": group[2], "tag": group[3], "portal": portal[2]}
+            return self._begin(state, fields, (group, portal), (group_id, portal_id), call_fault)
+
+    def create_group(self, target_id: str, tag: int | None = None) -> Operation:
+        with self._session() as state:
+            self._count(state, "CreatePortalGroup")
+            call_fault = self._call_fault(state, "CreatePortalGroup")
+            if tag is not None:
+                raise HResultError(_E_INVALIDARG, "CreatePortalGroup", "call",
+                                   reason="the provider assigns tags; CreatePortalGroup takes no tag")
+            target = self._resolve(state, target_id, "target", "CreatePortalGroup", VDS_E_OBJECT_DELETED)
+            fields = {"name": "CreatePortalGroup", "subsystem": target[1], "target": target[2]}
+            return self._begin(state, fields, (target,), (target_id,), call_fault)
+
+    def delete_group(self, group_id: str) -> Operation:
+        with self._session() as state:
+            self._count(state, "DeletePortalGroup")
+            call_fault = self._call_fault(state, "DeletePortalGroup")
+            group = self._resolve(state, group_id, "group", "DeletePortalGroup", VDS_E_OBJECT_DELETED)
+            fields = {"name": "DeletePortalGroup", "subsystem": group[1], "target": group[2], "tag": group[3]}
+            return self._begin(state, fields, (group,), (group_id,), call_fault)
+
+    def set_portal_status(self, portal_id: str, status: str) -> Operation:
+        with self._session() as state:
+            self._count(state, "SetStatus")
+            call_fault = self._call_fault(state, "SetStatus")
+            if status not in _SETTABLE_STATUSES:
+                raise HResultError(_E_INVALIDARG, "SetStatus", "call",
+                                   reason="status %r is not one of %s" % (status, ", ".join(_SETTABLE_STATUSES)))
+            portal = self._resolve(state, portal_id, "portal", "SetStatus", VDS_E_OBJECT_DELETED)
+            fields = {"name": "SetStatus", "subsystem": portal[1], "portal": portal[2], "status": status}
+            return self._begin(state, fields, (portal,), (portal_id,), call_fault)
+
+    def query_status(self, operation: Operation) -> OperationStatus:
+        outcome = self._finished.get(operation.id)
+        if outcome is not None:
+            return OperationStatus(outcome.hresult, 100)
+        with self._session() as state:
+            record = self._find(state, operation)
+            if "result" in record:
+                return OperationStatus(self._collect(state, record).hresult, 100)
+            started, duration = record["started_at"], record["completes_at"] - record["started_at"]
+            percent = int(100 * (state.now - started) / duration) if duration > 0 else 0
+            return OperationStatus(VDS_E_OPERATION_PENDING, max(0, min(99, percent)))
+
+    def result(self, operation: Operation) -> OperationResult:
+        """IVdsAsync::Wait: blocks (sleeping, not polling) until the operation has finished."""
+        outcome = self._finished.get(operation.id)
+        while outcome is None:
+            remaining = 0.0
+            with self._session() as state:
+                record = self._find(state, operation)
+                if "result" in record:
+                    outcome = self._collect(state, record)
+                else:
+                    remaining = record["completes_at"] - state.now
+            if remaining > 0:
+                self._sleep(remaining)
+        group_id = self._id(outcome.group) if outcome.group is not None else None
+        group_tag = outcome.group[3] if outcome.group is not None else None
+        return OperationResult(S_OK, outcome.hresult, group_id, group_tag)
+
+    def cancel(self, operation: Operation) -> int:
+        with self._session() as state:
+            self._count(state, "Cancel")
+            fault = self._consume(state, "Cancel", "call")
+            if fault is not None:
+                return fault
+            if operation.id in self._finished:
+                return VDS_E_CANCEL_TOO_LATE
+            record = self._find(state, operation)
+            if "result" in record:
+                self._collect(state, record)
+                return VDS_E_CANCEL_TOO_LATE
+            record["result"] = hresult_name(VDS_E_OPERATION_CANCELED)
+            record["finished_at"] = state.now
+            self._collect(state, record)
+            return S_OK
+
+    def recover_cache(self, subsystem: str | None) -> None:
+        """One simulated provider owns every subsystem of the file: one Reenumerate, then one Refresh."""
+        with self._session() as state:
+            if subsystem is not None:
+                _known_subsystem(state, subsystem)
+            for name in ("Reenumerate", "Refresh"):
+                self._count(state, name)
+                self._call_fault(state, name)
+
+
+def _known_subsystem(state: _State, name: str) -> _Json:
+    found = state.objects.get(("subsystem", name))
+    if found is None:
+        known = ", ".join(sorted(sub["name"] for sub in state.data["subsystems"])) or "(none)"
+        raise NotFoundError("subsystem %r does not exist; known subsystems: %s" % (name, known), subsystem=name)
+    return found
+
+
+# --- effects (applied when an operation completes) --------------------------------------------
+
+
+def _create_group(state: _State, sub: str, iqn: str, existing: bool) -> t.Tuple[int, int | None]:
+    """New group with the lowest free tag; at the cap (or asked to) hand back the lowest-tag group."""
+    target = state.objects.get(("target", sub, iqn))
+    if target is None:
+        return VDS_E_OBJECT_DELETED, None
+    groups = target.setdefault("groups", [])
+    cap = state.objects[("subsystem", sub)].get("max_groups_per_target", 0) or _MAX_TAG
+    if groups and (existing or len(groups) >= cap):
+        return VDS_S_ALREADY_EXISTS, groups[0]["tag"]
+    used = {group["tag"] for group in groups}
+    tag = next(candidate for candidate in range(1, _MAX_TAG + 1) if candidate not in used)
+    group: _Json = {"tag": tag, "portals": []}
+    groups.append(group)
+    groups.sort(key=lambda item: item["tag"])
+    state.objects[("group", sub, iqn, tag)] = group
+    return S_OK, tag
+
+
+def _delete_group(state: _State, sub: str, iqn: str, tag: int) -> int:
+    group = state.objects.get(("group", sub, iqn, tag))
+    if group is None:
+        return VDS_E_OBJECT_DELETED
+    if group.get("portals"):
+        return VDS_E_ASSOCIATED_PORTALS_EXIST
+    target = state.objects[("target", sub, iqn)]
+    target["groups"] = [other for other in target["groups"] if other is not group]
+    del state.objects[("group", sub, iqn, tag)]
+    return S_OK
+
+
+def _set_status(state: _State, sub: str, address: str, status: str) -> int:
+    portal = state.objects.get(("portal", sub, address))
+    if portal is None:
+        return VDS_E_OBJECT_DELETED
+    portal["status"] = status
+    return S_OK
+
+
+def _change_membership(state: _State, name: str, sub: str, iqn: str, tag: int, address: str) -> int:
+    group = state.objects.get(("group", sub, iqn, tag))
+    if group is None:
+        return VDS_E_OBJECT_DELETED
+    if ("portal", sub, address) not in state.objects:
+        return VDS_E_OBJECT_NOT_FOUND
+    holder = state.group_holding(sub, iqn, address)
+    if name == "AddPortal":
+        # Already here or in another group of the target: VDS leaves this open; the simulator refuses.
+        if holder is not None:
+            return VDS_E_OBJECT_EXISTS
+        group.setdefault("portals", []).append(address)
+        return S_OK
+    if holder != tag:
+        return VDS_E_OBJECT_NOT_FOUND
+    group["portals"].remove(address)
+    return S_OK
