@@ -58,7 +58,8 @@ def run_module(module: AnsibleModule, task: t.Callable[[Engine, t.Mapping[str, t
         with select_backend(params) as backend:
             result = task(Engine(backend, params["wait_timeout"], check_mode=module.check_mode), params)
     except VdsError as error:
-        module.fail_json(msg=str(error), **error.details)
+        # A failure after some steps took effect has changed the provider: say so.
+        module.fail_json(msg=str(error), changed=bool(error.details.get("steps_done")), **error.details)
     for warning in result.pop("warnings", []):
         module.warn(warning)
     module.exit_json(**result)

@@ -13,7 +13,7 @@ description:
   - Keeps the membership of one portal in one portal group of an iSCSI target, through the Virtual Disk Service
     operations C(AddPortal) and C(RemovePortal), waiting on each asynchronous operation.
   - A portal can belong to only one group of a target. If the portal sits in another group of the same target,
-    it is moved there: removed from the old group, then added to the group of O(tag). If the add fails, the
+    it is moved there (removed from the old group, then added to the group of O(tag)). If the add fails, the
     portal is put back in its old group.
   - Optionally sets the portal's status (C(IVdsIscsiPortal::SetStatus)); the status belongs to the portal, on
     every target of the subsystem.

@@ -135,7 +135,8 @@ class Engine:
             except ObjectVanished as vanished:
                 done_earlier.extend(step.as_dict() for step in vanished.done)
                 if self.stats.rereads:
-                    raise vanished.error.amend("it vanished again after the state was read once more")
+                    raise self._failed(vanished.error.amend(
+                        "it vanished again after the state was read once more"), done_earlier)
                 self.stats.rereads += 1
                 # Someone else changed the target under us: read it again and plan from what is there now.
                 snapshot = self.read(subsystem.name)
@@ -143,21 +144,27 @@ class Engine:
                 plan = planner(subsystem, target)
                 base = membership_of(target)
             except VdsError as error:
-                error.details["steps_done"] = done_earlier + error.details.get("steps_done", [])
-                error.details["operations"] = self.stats.as_dict()
-                raise
+                raise self._failed(error, done_earlier)
         after = apply_steps(base, done)
         if done:
             plan = Plan(tuple(done), done[0].tag if plan.group_tag is None else plan.group_tag)
         return Outcome(iqn, plan, done_earlier + [step.as_dict() for step in done], before, after,
                        self.stats, warnings, subsystem)
 
+    def _failed(self, error: VdsError, done_earlier: t.List[t.Dict[str, t.Any]]) -> VdsError:
+        """Complete a failure's details: every step that did take effect, and the provider's trouble."""
+        error.details["steps_done"] = done_earlier + error.details.get("steps_done", [])
+        error.details["operations"] = self.stats.as_dict()
+        return error
+
     def info(self, target: str | None = None, subsystem: str | None = None) -> t.List[dict[str, t.Any]]:
         snapshot = self.read(subsystem)
-        if target is not None:
-            snapshot.locate_target(target, subsystem)  # an unknown target fails, naming what exists
-        return [describe_subsystem(found, target) for found in snapshot.subsystems
-                if subsystem is None or found.name == subsystem]
+        if target is not None and not any(found.target(target) for found in snapshot.subsystems
+                                          if subsystem is None or found.name == subsystem):
+            snapshot.locate_target(target, subsystem)  # fails, naming the targets that exist
+        return [describe_subsystem(found, target) for found in sorted(snapshot.subsystems, key=lambda s: s.name)
+                if (subsystem is None or found.name == subsystem)
+                and (target is None or found.target(target) is not None)]
 
 
 def describe_subsystem(subsystem: Subsystem, iqn: str | None = None) -> dict[str, t.Any]:

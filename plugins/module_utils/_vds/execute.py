@@ -153,7 +153,7 @@ class Executor:
         try:
             return self.call(action, subsystem, invoke)
         except WaitTimeout as timeout:
-            raise timeout.amend(self._state_after_timeout(step, subsystem))
+            raise timeout.amend(self._state_after_timeout(step, subsystem, timeout))
 
     def call(self, action: str, subsystem: Subsystem, invoke: t.Callable[[], Operation]) -> OperationResult:
         """One provider call and its wait, retried while busy, with one cache recovery."""
@@ -200,6 +200,11 @@ class Executor:
     def _put_back(self, step: Step, subsystem: Subsystem, group_ids: dict[int | None, str],
                   error: VdsError) -> None:
         """A move failed half-way: the portal left ``from_tag``; return it there."""
+        if "now_in_group" in error.details:
+            now_in = error.details["now_in_group"]
+            if now_in is not None:  # the add finished late, or someone else placed the portal
+                error.amend("nothing was put back, since %s is in group %s" % (step.portal, now_in))
+                return
         back = Step(ADD_PORTAL, step.target, step.from_tag, step.portal)
         portal_id = self._portal_id(subsystem, step)
         try:
@@ -212,7 +217,7 @@ class Executor:
         self.stats.rollbacks += 1
         error.amend("%s was put back in group %s, where it was before" % (step.portal, step.from_tag))
 
-    def _state_after_timeout(self, step: Step, subsystem: Subsystem) -> str:
+    def _state_after_timeout(self, step: Step, subsystem: Subsystem, timeout: WaitTimeout) -> str:
         """After a timeout, read the target again and say whether the step took effect."""
         try:
             fresh = self.backend.snapshot(subsystem.name)
@@ -226,6 +231,7 @@ class Executor:
         group = target.group_by_tag(step.tag) if step.tag is not None else None
         if step.action in (ADD_PORTAL, REMOVE_PORTAL) and step.portal is not None:
             holder = target.group_holding(step.portal)
+            timeout.details["now_in_group"] = holder.tag if holder else None
             where = "in group %d" % holder.tag if holder else "in no group"
             return "state read again: %s is %s of %s" % (step.portal, where, step.target)
         if step.action == DELETE_GROUP:

@@ -196,7 +196,6 @@ def apply_step(membership: Membership, step: Step) -> Membership:
             raise InvariantViolation("group %r deleted while it holds portals" % step.tag)
         after.pop(step.tag, None)
     elif step.action == ADD_PORTAL:
-        assert step.portal is not None
         if step.tag not in after:
             raise InvariantViolation("add to missing group %r" % step.tag)
         holder = [tag for tag, portals in after.items() if step.portal in portals]
