@@ -2,6 +2,7 @@
 # -*- coding: utf-8 -*-
 # SPDX-License-Identifier: GPL-3.0-or-later
 # Copyright (c) storage.vds contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ description:
   - Optionally sets the portal's status (C(IVdsIscsiPortal::SetStatus)); the status belongs to the portal, on
     every target of the subsystem.
 author:
-  - storage.vds contributors
+  - storage.vds maintainers (@storage-vds)
 extends_documentation_fragment:
   - storage.vds.backend
   - storage.vds.backend.actiongroup

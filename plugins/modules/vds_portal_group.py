@@ -2,6 +2,7 @@
 # -*- coding: utf-8 -*-
 # SPDX-License-Identifier: GPL-3.0-or-later
 # Copyright (c) storage.vds contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ description:
     put back where it was.
   - The state is read once, the change is planned, and in check mode only the plan is reported.
 author:
-  - storage.vds contributors
+  - storage.vds maintainers (@storage-vds)
 extends_documentation_fragment:
   - storage.vds.backend
   - storage.vds.backend.actiongroup

@@ -2,6 +2,7 @@
 # -*- coding: utf-8 -*-
 # SPDX-License-Identifier: GPL-3.0-or-later
 # Copyright (c) storage.vds contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ description:
   - Reads every storage subsystem of the provider with its portals (address and status) and its iSCSI targets
     (name, alias, portal groups with their tags and member portals). Changes nothing.
 author:
-  - storage.vds contributors
+  - storage.vds maintainers (@storage-vds)
 extends_documentation_fragment:
   - storage.vds.backend
   - storage.vds.backend.actiongroup

@@ -1,0 +1,156 @@
+# shellcheck shell=bash
+# SPDX-License-Identifier: GPL-3.0-or-later
+#
+# Sourced by the other scripts (not run on its own). It leaves the caller in the
+# repository root with:
+#   VDS_ROOT        the repository (= collection) root
+#   VDS_PYTHON      the interpreter .venv was built from; VDS_PYVER its X.Y
+#   VDS_COLLECTION  the collection copy ansible-test needs:
+#                   .build/ansible_collections/storage/vds
+#   PATH            .venv/bin first
+#   ANSIBLE_COLLECTIONS_PATH=$VDS_ROOT/.build
+# Set VDS_PYTHON beforehand to force an interpreter.
+
+VDS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+VDS_VENV=$VDS_ROOT/.venv
+VDS_COLLECTION=$VDS_ROOT/.build/ansible_collections/storage/vds
+export VDS_ROOT VDS_VENV VDS_COLLECTION
+
+vds_log() {
+    printf '%s\n' "$*" >&2
+}
+
+vds_die() {
+    printf 'ERROR: %s\n' "$*" >&2
+    exit 1
+}
+
+# True when "$1" runs and is a Python of at least version $2.$3.
+vds_python_ok() {
+    "$1" -c "import sys; sys.exit(sys.version_info[:2] < ($2, $3))" >/dev/null 2>&1
+}
+
+# The interpreter behind a pyenv shim or symlink.
+vds_python_real() {
+    "$1" -c 'import sys; print(sys.executable)'
+}
+
+# Prefer Python 3.12+ (ansible-core 2.21); fall back to 3.11 (ansible-core 2.19).
+# pyenv shims of versions that are not selected exist on PATH but exit 127,
+# so every candidate is run once before it is taken.
+vds_pick_python() {
+    local candidate pyenv_root
+    if [[ -n ${VDS_PYTHON:-} ]]; then
+        vds_python_ok "$VDS_PYTHON" 3 11 || vds_die "VDS_PYTHON=$VDS_PYTHON is not a working Python >= 3.11"
+        return 0
+    fi
+    pyenv_root=${PYENV_ROOT:-/root/.pyenv}
+    for candidate in \
+        /root/.pyenv/versions/3.12.1/bin/python3.12 \
+        "$pyenv_root"/versions/3.12.*/bin/python3.12 \
+        "$pyenv_root"/versions/3.13.*/bin/python3.13 \
+        "$(command -v python3.12 || true)" \
+        "$(command -v python3.13 || true)"; do
+        if [[ -n $candidate && -x $candidate ]] && vds_python_ok "$candidate" 3 12; then
+            VDS_PYTHON=$(vds_python_real "$candidate")
+            return 0
+        fi
+    done
+    candidate=$(command -v python3 || true)
+    if [[ -n $candidate ]] && vds_python_ok "$candidate" 3 11; then
+        VDS_PYTHON=$(vds_python_real "$candidate")
+        return 0
+    fi
+    vds_die "no Python >= 3.11 found (tried 3.12/3.13 from pyenv and PATH, then python3)"
+}
+
+# (Re)build .venv when requirements-dev.txt or the interpreter changed since the last build.
+vds_venv() {
+    local stamp want log
+    want=$(
+        {
+            "$VDS_PYTHON" -c 'import sys; print(sys.version)'
+            printf '%s\n' "$VDS_PYTHON"
+            cat "$VDS_ROOT/requirements-dev.txt"
+        } | sha256sum | cut -d' ' -f1
+    )
+    stamp=$VDS_VENV/.requirements.sha256
+    if [[ -x $VDS_VENV/bin/python && -f $stamp && $(<"$stamp") == "$want" ]]; then
+        return 0
+    fi
+    vds_log "Building .venv with $VDS_PYTHON from requirements-dev.txt ..."
+    rm -rf "$VDS_VENV"
+    "$VDS_PYTHON" -m venv "$VDS_VENV" || vds_die "cannot create $VDS_VENV"
+    log=$VDS_VENV/pip-install.log
+    if ! "$VDS_VENV/bin/python" -m pip install --disable-pip-version-check \
+        -r "$VDS_ROOT/requirements-dev.txt" >"$log" 2>&1; then
+        grep -v 'is ignored: it is neither a file nor a directory' "$log" | tail -n 30 >&2
+        vds_die "pip install -r requirements-dev.txt failed (full log: $log)"
+    fi
+    printf '%s\n' "$want" >"$stamp"
+}
+
+# Every virtual environment ansible-test creates is bootstrapped with a get-pip script
+# that it downloads from a host outside the package registries, unless the script is
+# already in its cache. This stand-in installs the requested pip from the registry.
+vds_get_pip() {
+    local pip_version cache script
+    pip_version=$("$VDS_PYTHON_BIN" - "$VDS_PYVER" <<'PY'
+import re
+import sys
+import types
+
+try:
+    from ansible_test._internal.python_requirements import get_venv_packages
+
+    print(get_venv_packages(types.SimpleNamespace(version=sys.argv[1]))['pip'])
+except Exception:  # the private API moved: read the default from its source
+    import ansible_test._internal.python_requirements as mod
+
+    with open(mod.__file__, encoding='utf-8') as f:
+        print(re.search(r"pip='([^']+)'", f.read()).group(1))
+PY
+    ) || vds_die "cannot read the pip version ansible-test bootstraps"
+    cache=$HOME/.ansible/test/cache
+    script=$cache/get_pip_${pip_version//./_}.py
+    mkdir -p "$cache"
+    cat >"$script.tmp" <<'PY'
+"""Offline stand-in for get-pip.py: ensurepip, then pip install the arguments."""
+import subprocess
+import sys
+
+args = [a for a in sys.argv[1:] if a not in ('--no-setuptools', '--no-wheel')]
+subprocess.check_call([sys.executable, '-m', 'ensurepip', '--upgrade'], stdout=subprocess.DEVNULL)
+subprocess.check_call([sys.executable, '-m', 'pip', 'install', '-q'] + args)
+PY
+    mv -f "$script.tmp" "$script"
+}
+
+# ansible-test needs the collection under .../ansible_collections/storage/vds/. A
+# symlink does not do (it resolves the real path), so copy the tracked and untracked,
+# not ignored files. The copy gets its own git repository: inside ours, ansible-test
+# would list files through the parent repository, find none and test nothing.
+vds_build_collection() {
+    rm -rf "$VDS_COLLECTION"
+    mkdir -p "$VDS_COLLECTION"
+    (
+        cd "$VDS_ROOT" || exit 1
+        git ls-files -z --cached --others --exclude-standard |
+            tar --null --no-recursion --ignore-failed-read --files-from=- -cf -
+    ) | tar -xf - -C "$VDS_COLLECTION" || vds_die "cannot copy the collection into $VDS_COLLECTION"
+    git -C "$VDS_COLLECTION" init -q || vds_die "git init in $VDS_COLLECTION failed"
+}
+
+command -v git >/dev/null || vds_die "git is required"
+: "${HOME:?HOME must be set}"
+vds_pick_python
+vds_venv
+export VIRTUAL_ENV=$VDS_VENV
+export PATH=$VDS_VENV/bin:$PATH
+VDS_PYTHON_BIN=$VDS_VENV/bin/python
+VDS_PYVER=$("$VDS_PYTHON_BIN" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+export VDS_PYTHON VDS_PYTHON_BIN VDS_PYVER
+vds_get_pip
+vds_build_collection
+export ANSIBLE_COLLECTIONS_PATH=$VDS_ROOT/.build
+cd "$VDS_ROOT" || vds_die "cannot enter $VDS_ROOT"
