@@ -139,9 +139,12 @@ class Engine:
                         "it vanished again after the state was read once more"), done_earlier)
                 self.stats.rereads += 1
                 # Someone else changed the target under us: read it again and plan from what is there now.
-                snapshot = self.read(subsystem.name)
-                subsystem, target = snapshot.locate_target(iqn, subsystem.name)
-                plan = planner(subsystem, target)
+                try:
+                    snapshot = self.read(subsystem.name)
+                    subsystem, target = snapshot.locate_target(iqn, subsystem.name)
+                    plan = planner(subsystem, target)
+                except VdsError as error:
+                    raise self._failed(error, done_earlier)
                 base = membership_of(target)
             except VdsError as error:
                 raise self._failed(error, done_earlier)

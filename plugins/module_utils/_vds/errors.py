@@ -82,22 +82,25 @@ def is_success(value: int) -> bool:
 
 
 def parse_hresult(text: str | int) -> int:
-    """Read an HRESULT given by name (``VDS_E_RETRY``) or as a number (``0x80042463``)."""
-    if isinstance(text, bool):
+    """Read an HRESULT given by name (``VDS_E_RETRY``) or as a 32-bit number (``0x80042463``)."""
+    if isinstance(text, str):
+        entry = BY_NAME.get(text.strip().upper())
+        if entry is not None:
+            return entry.value
+        try:
+            number = int(text.strip(), 0)
+        except ValueError:
+            raise ValueError("unknown HRESULT %r: give a name from the return-code table (for example "
+                             "VDS_E_RETRY) or a number such as 0x80042463" % text) from None
+    elif isinstance(text, bool):
         raise ValueError("an HRESULT cannot be a boolean")
-    if isinstance(text, int):
-        return to_unsigned(text)
-    candidate = text.strip()
-    entry = BY_NAME.get(candidate.upper())
-    if entry is not None:
-        return entry.value
-    try:
-        return to_unsigned(int(candidate, 0))
-    except ValueError:
-        raise ValueError(
-            "unknown HRESULT %r: give a name from the return-code table (for example VDS_E_RETRY) "
-            "or a number such as 0x80042463" % text
-        ) from None
+    elif isinstance(text, int):
+        number = text
+    else:
+        raise ValueError("an HRESULT is a name or a number, not %r" % (text,))
+    if not -0x80000000 <= number <= 0xFFFFFFFF:
+        raise ValueError("HRESULT %r does not fit in 32 bits" % (text,))
+    return to_unsigned(number)
 
 
 def describe(value: int) -> str:

@@ -200,6 +200,10 @@ class Executor:
     def _put_back(self, step: Step, subsystem: Subsystem, group_ids: dict[int | None, str],
                   error: VdsError) -> None:
         """A move failed half-way: the portal left ``from_tag``; return it there."""
+        if isinstance(error, WaitTimeout) and "now_in_group" not in error.details and not error.details["cancelled"]:
+            error.amend("nothing was put back: the add may still complete, and where %s is now is not known"
+                        % step.portal)
+            return
         if "now_in_group" in error.details:
             now_in = error.details["now_in_group"]
             if now_in is not None:  # the add finished late, or someone else placed the portal

@@ -89,7 +89,7 @@ class PortalAddress:
             raise ValidationError("portal %r: write an IPv6 portal as [address]:port" % text)
         port = DEFAULT_PORT
         if port_text is not None:
-            if not port_text.isdigit():
+            if not (port_text.isascii() and port_text.isdigit()):
                 raise ValidationError("portal %r: port %r is not a number" % (text, port_text))
             port = int(port_text)
             if not 1 <= port <= 65535:

@@ -127,6 +127,13 @@ def plan_group(subsystem: Subsystem, target: Target, declaration: GroupDeclarati
     group = target.group_by_tag(tag) if tag is not None else None
 
     if declaration.state == "absent":
+        if declaration.tag is None:
+            holders = sorted({g.tag for g in target.groups if g.portals & set(declaration.portals)})
+            if len(holders) > 1:
+                # Deleting one would leave the other for the next run: not idempotent, so ask which.
+                raise IdentityError("portals %s are spread over groups %s of %s: give tag to say which group "
+                                    "to delete" % (", ".join(str(a) for a in declaration.portals),
+                                                   ", ".join(map(str, holders)), target.iqn))
         if group is None:
             return Plan((), None)
         removes = [Step(REMOVE_PORTAL, target.iqn, group.tag, address) for address in sorted(group.portals)]

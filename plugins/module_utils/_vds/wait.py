@@ -39,7 +39,7 @@ class PollPolicy:
     """
 
     minimum: float = 0.005
-    maximum: float = 2.0
+    maximum: float = 60.0
     fraction: float = 0.08
 
     def interval(self, waited: float) -> float:
