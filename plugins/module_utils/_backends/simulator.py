@@ -514,6 +514,8 @@ class SimulatorBackend(Backend):
         try:
             lock = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
         except OSError as exc:
+            if isinstance(exc, FileNotFoundError):
+                _load(self.state_path)  # the folder is missing: report the state file, not its sidecar
             raise StateFileError("cannot open the simulator lock file %s: %s" % (lock_path, exc.strerror),
                                  path=self.state_path) from None
         try:
