@@ -497,7 +497,7 @@ class SimulatorBackend(Backend):
     def __init__(self, state_path: str, now: t.Callable[[], float] = time.time,
                  sleep: t.Callable[[float], None] = time.sleep) -> None:
         if not isinstance(state_path, str) or not state_path:
-            raise StateFileError("the simulator needs the path of its state file", path=state_path)
+            raise StateFileError("simulator_state is empty: give the path of the simulator's state file", path=state_path)
         self.state_path = state_path
         self._now = now
         self._sleep = sleep

@@ -12,7 +12,7 @@ import dataclasses
 import time
 import typing as t
 
-from ansible_collections.storage.vds.plugins.module_utils._vds.errors import ValidationError, VdsError
+from ansible_collections.storage.vds.plugins.module_utils._vds.errors import IdentityError, ValidationError, VdsError
 from ansible_collections.storage.vds.plugins.module_utils._vds.execute import (
     Executor,
     GroupSubstituted,
@@ -26,6 +26,7 @@ from ansible_collections.storage.vds.plugins.module_utils._vds.model import (
     Target,
 )
 from ansible_collections.storage.vds.plugins.module_utils._vds.plan import (
+    REMOVE_PORTAL,
     GroupDeclaration,
     Membership,
     Plan,
@@ -97,12 +98,18 @@ class Engine:
                                   "the portals it holds")
         warnings: t.List[str] = []
 
+        substituted_tag: int | None = None
+
         def planner(found_subsystem: Subsystem, target: Target) -> Plan:
-            return plan_group(found_subsystem, target, declaration, self.backend.assigns_tags)
+            plan = plan_group(found_subsystem, target, declaration, self.backend.assigns_tags)
+            if substituted_tag is not None:
+                _refuse_purge_of_handed_back_group(target, declaration, plan, substituted_tag)
+            return plan
 
         try:
             return self._converge(declaration.target, subsystem, planner, warnings)
         except GroupSubstituted as substituted:
+            substituted_tag = substituted.tag
             warnings.append(
                 "the provider allows no more portal groups on %s: CreatePortalGroup answered VDS_S_ALREADY_EXISTS "
                 "and returned existing group %d, so the declaration was applied to group %d"
@@ -168,6 +175,18 @@ class Engine:
         return [describe_subsystem(found, target) for found in sorted(snapshot.subsystems, key=lambda s: s.name)
                 if (subsystem is None or found.name == subsystem)
                 and (target is None or found.target(target) is not None)]
+
+
+def _refuse_purge_of_handed_back_group(target: Target, declaration: GroupDeclaration, plan: Plan, tag: int) -> None:
+    """A capped provider handed back an existing group: purging it would drop portals nobody declared there,
+    which check mode could not have shown. Refuse rather than surprise."""
+    dropped = [str(step.portal) for step in plan.steps if step.action == REMOVE_PORTAL and step.tag == tag]
+    if declaration.purge_portals and dropped:
+        raise IdentityError(
+            "the provider allows no more portal groups on %s: CreatePortalGroup answered VDS_S_ALREADY_EXISTS and "
+            "returned existing group %d, which holds %s. Purging it would remove portals that were never declared "
+            "for it, so nothing was changed. Set tag: %d to manage that group, or delete a group of the target first."
+            % (target.iqn, tag, ", ".join(dropped), tag))
 
 
 def describe_subsystem(subsystem: Subsystem, iqn: str | None = None) -> dict[str, t.Any]:

@@ -200,13 +200,12 @@ class Executor:
     def _put_back(self, step: Step, subsystem: Subsystem, group_ids: dict[int | None, str],
                   error: VdsError) -> None:
         """A move failed half-way: the portal left ``from_tag``; return it there."""
-        if isinstance(error, WaitTimeout) and "now_in_group" not in error.details and not error.details["cancelled"]:
-            error.amend("nothing was put back: the add may still complete, and where %s is now is not known"
-                        % step.portal)
-            return
-        if "now_in_group" in error.details:
-            now_in = error.details["now_in_group"]
-            if now_in is not None:  # the add finished late, or someone else placed the portal
+        if isinstance(error, WaitTimeout):
+            if not error.details.get("cancelled"):
+                error.amend("nothing was put back: the add was not cancelled and may still complete")
+                return
+            now_in = error.details.get("now_in_group")
+            if now_in is not None:  # the add finished before the cancel, or someone else placed the portal
                 error.amend("nothing was put back, since %s is in group %s" % (step.portal, now_in))
                 return
         back = Step(ADD_PORTAL, step.target, step.from_tag, step.portal)
@@ -219,6 +218,7 @@ class Executor:
                         % (step.portal, step.from_tag, failure, step.target))
             return
         self.stats.rollbacks += 1
+        error.details.setdefault("steps_done", []).append(dict(back.as_dict(), rollback=True))
         error.amend("%s was put back in group %s, where it was before" % (step.portal, step.from_tag))
 
     def _state_after_timeout(self, step: Step, subsystem: Subsystem, timeout: WaitTimeout) -> str:

@@ -200,7 +200,7 @@ class Snapshot:
         found = [(s, target) for s in candidates for target in (s.target(iqn),) if target is not None]
         if not found:
             where = "subsystem %r" % subsystem if subsystem else "any subsystem"
-            known = sorted(target.iqn for s in candidates for target in s.targets)
+            known = sorted({target.iqn for s in candidates for target in s.targets})
             raise NotFoundError("target %s does not exist on %s; known targets: %s" % (iqn, where, _names(known)))
         if len(found) > 1:
             raise ValidationError("target %s exists on several subsystems (%s): set subsystem to choose one"

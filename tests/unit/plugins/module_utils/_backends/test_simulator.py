@@ -352,7 +352,7 @@ def test_missing_unreadable_and_binary_files(tmp_path: pathlib.Path) -> None:
     binary.write_bytes(b'{"version": 1, "subsystems": ["\xff"]}')
     with pytest.raises(StateFileError, match="is not UTF-8 text"):
         read_state(str(binary))
-    with pytest.raises(StateFileError, match="needs the path"):
+    with pytest.raises(StateFileError, match="simulator_state is empty"):
         SimulatorBackend("")
 
 

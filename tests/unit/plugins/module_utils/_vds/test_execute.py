@@ -309,7 +309,8 @@ def test_move_whose_add_fails_puts_the_portal_back(backend, clock, code):
     assert backend.membership() == {1: ["10.0.0.1:3260", "10.0.0.2:3260"], 2: ["10.0.0.3:3260"]}
     assert [call[:3] for call in backend.mutations] == [
         ("RemovePortal", 1, "10.0.0.1:3260"), ("AddPortal", 2, "10.0.0.1:3260"), ("AddPortal", 1, "10.0.0.1:3260")]
-    assert error.details["steps_done"] == [remove("10.0.0.1", 1).as_dict()]
+    assert error.details["steps_done"] == [remove("10.0.0.1", 1).as_dict(),
+                                           dict(add("10.0.0.1", 1).as_dict(), rollback=True)]
 
 
 def test_move_put_back_is_retried_while_busy(backend, clock):
