@@ -1,0 +1,222 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Copyright (c) storage.vds contributors
+"""The fake Windows host: a runspace that runs the backend's scripts against the simulator.
+
+It does what PowerShell and the compiled C# class would do with them: binds the script's typed
+parameters by name (refusing unknown ones, turning $null into "" for [string]), refuses the facade
+before the class is compiled, and answers each facade method with the JSON document the class
+returns, computed by the simulator's engine on the state file the host is named after.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import typing as t
+import uuid
+
+from ansible_collections.storage.vds.plugins.module_utils._backends.base import Operation
+from ansible_collections.storage.vds.plugins.module_utils._backends.simulator import SimulatorBackend, read_state
+from ansible_collections.storage.vds.plugins.module_utils._vds.errors import (
+    BY_NAME,
+    HResultError,
+    NotFoundError,
+    VdsError,
+)
+from ansible_collections.storage.vds.plugins.module_utils._vds.model import PORTAL_STATUSES, STATUS_CODES
+
+#: Everything the host was asked, in order: connections, runspace events, scripts with their parameters.
+JOURNAL: list[dict[str, t.Any]] = []
+
+#: Failures to inject, by where they strike: "open" (an exception raised by RunspacePool.open),
+#: "Add-Type" (a compiler error) or a facade method name (an exception raised by the transport, or a
+#: string: a PowerShell error record).
+FAULTS: dict[str, t.Any] = {}
+
+FACADE = "StorageVds.Interop.Vds"
+_CALL = re.compile(r"\[%s\]::(\w+)\(([^)]*)\)" % re.escape(FACADE))
+_PARAMS = re.compile(r"^param\(([^)]*)\)")
+_PARAM = re.compile(r"\[(\w+)\]\$(\w+)")
+
+# The COM method the C# class names when the simulator's operation fails.
+_COM_CALLS = {
+    "AddPortal": "IVdsIscsiPortalGroup::AddPortal",
+    "RemovePortal": "IVdsIscsiPortalGroup::RemovePortal",
+    "CreatePortalGroup": "IVdsIscsiTarget::CreatePortalGroup",
+    "DeletePortalGroup": "IVdsIscsiPortalGroup::Delete",
+    "SetStatus": "IVdsIscsiPortal::SetStatus",
+    "QueryPortalGroups": "IVdsIscsiTarget::QueryPortalGroups",
+    "Reenumerate": "IVdsHwProvider::Reenumerate",
+    "Refresh": "IVdsHwProvider::Refresh",
+}
+_E_INVALIDARG = BY_NAME["E_INVALIDARG"].value
+_ADDRESS_TYPES = {4: 1, 6: 2}  # VDS_IPT_IPV4, VDS_IPT_IPV6
+
+
+class ErrorRecord:
+    """What pypsrp yields for a PowerShell error: its text is the record's message."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _signed(hresult: int) -> int:
+    """HRESULTs leave the C# class as signed 32-bit integers."""
+    return hresult - (1 << 32) if hresult & 0x80000000 else hresult
+
+
+def _failure(hresult: int, call: str, message: str) -> dict[str, t.Any]:
+    return {"ok": False, "hresult": _signed(hresult), "call": call, "message": message}
+
+
+class Runspace:
+    """One runspace of the host: whether the class is compiled, and the class's static state."""
+
+    def __init__(self, state_path: str) -> None:
+        self.state_path = state_path
+        self.compiled = False
+        self.session: SimulatorBackend | None = None
+        self.operations: dict[str, Operation] = {}
+
+    def run(self, script: str, parameters: dict[str, t.Any]) -> tuple[list[t.Any], list[ErrorRecord]]:
+        JOURNAL.append({"event": "invoke", "script": script, "parameters": dict(parameters)})
+        declared = _PARAMS.match(script)
+        bound: dict[str, t.Any] = {}
+        kinds = dict((name, kind) for kind, name in _PARAM.findall(declared.group(1))) if declared else {}
+        for name, value in parameters.items():
+            if name not in kinds:
+                return [], [ErrorRecord("A parameter cannot be found that matches parameter name '%s'." % name)]
+            bound[name] = _bind(kinds[name], value)
+        if "Add-Type" in script:
+            fault = FAULTS.get("Add-Type")
+            if isinstance(fault, str):
+                return [], [ErrorRecord(fault)]
+            if "namespace StorageVds.Interop" not in str(bound.get("Source", "")):
+                return [], [ErrorRecord("Add-Type: the source does not define %s" % FACADE)]
+            self.compiled = True
+            return [], []
+        call = _CALL.search(script)
+        if call is None:
+            return [], [ErrorRecord("The fake host runs only the storage.vds scripts")]
+        if not self.compiled:
+            return [], [ErrorRecord("Unable to find type [%s]." % FACADE)]
+        method = call.group(1)
+        fault = FAULTS.get(method)
+        if isinstance(fault, BaseException):
+            raise fault
+        if isinstance(fault, str):
+            return [], [ErrorRecord(fault)]
+        arguments = [bound.get(name) for name in re.findall(r"\$(\w+)", call.group(2))]
+        try:
+            answer = getattr(self, "facade_" + method)(*arguments)
+        except VdsError as error:
+            # The simulator's own trouble (its state file) is the host failing, not a VDS code.
+            return [], [ErrorRecord(str(error))]
+        answer.setdefault("ok", True)
+        return [json.dumps(answer)], []
+
+    # -- the facade methods of the C# class --
+
+    def _sim(self) -> SimulatorBackend:
+        if self.session is None:
+            self.session = SimulatorBackend(self.state_path)
+        return self.session
+
+    def _names(self) -> list[str]:
+        return [subsystem["name"] for subsystem in read_state(self.state_path)["subsystems"]]
+
+    def _start(self, start: t.Callable[[], Operation]) -> dict[str, t.Any]:
+        try:
+            operation = start()
+        except HResultError as error:
+            return _failure(error.hresult, _COM_CALLS.get(error.action, error.action), str(error))
+        handle = str(uuid.uuid4())
+        self.operations[handle] = operation
+        return {"operation": handle, "hresult": 0}
+
+    def facade_Snapshot(self, subsystem: str) -> dict[str, t.Any]:
+        try:
+            snapshot = self._sim().snapshot(subsystem or None)
+        except NotFoundError:
+            return {"subsystems": [], "names": self._names()}
+        except HResultError as error:
+            return _failure(error.hresult, _COM_CALLS.get(error.action, error.action), str(error))
+        return {"names": self._names(), "subsystems": [{
+            "id": found.id, "name": found.name,
+            "portals": [{"id": portal.id, "address_type": _ADDRESS_TYPES[portal.address.version],
+                         "ip": portal.address.ip, "port": portal.address.port,
+                         "status": STATUS_CODES[portal.status]} for portal in found.portals],
+            "targets": [{"id": target.id, "iqn": target.iqn, "alias": target.alias,
+                         "groups": [{"id": group.id, "tag": group.tag,
+                                     "portals": [portal.id for portal in found.portals
+                                                 if portal.address in group.portals]}
+                                    for group in target.groups]}
+                        for target in found.targets],
+        } for found in snapshot.subsystems]}
+
+    def facade_AddPortal(self, group_id: str, portal_id: str) -> dict[str, t.Any]:
+        return self._start(lambda: self._sim().add_portal(group_id, portal_id))
+
+    def facade_RemovePortal(self, group_id: str, portal_id: str) -> dict[str, t.Any]:
+        return self._start(lambda: self._sim().remove_portal(group_id, portal_id))
+
+    def facade_CreatePortalGroup(self, target_id: str) -> dict[str, t.Any]:
+        return self._start(lambda: self._sim().create_group(target_id))
+
+    def facade_DeletePortalGroup(self, group_id: str) -> dict[str, t.Any]:
+        return self._start(lambda: self._sim().delete_group(group_id))
+
+    def facade_SetPortalStatus(self, portal_id: str, status: int) -> dict[str, t.Any]:
+        return self._start(lambda: self._sim().set_portal_status(portal_id, PORTAL_STATUSES[status]))
+
+    def facade_QueryStatus(self, handle: str) -> dict[str, t.Any]:
+        operation = self.operations.get(handle)
+        if operation is None:
+            return _failure(_E_INVALIDARG, "operation handle", "no pending operation has this handle in this session")
+        status = self._sim().query_status(operation)
+        return {"hresult": _signed(status.hresult), "percent": status.percent}
+
+    def facade_Wait(self, handle: str) -> dict[str, t.Any]:
+        operation = self.operations.pop(handle, None)
+        if operation is None:
+            return _failure(_E_INVALIDARG, "operation handle", "no pending operation has this handle in this session")
+        result = self._sim().result(operation)
+        answer = {"call_hresult": _signed(result.call_hresult), "operation_hresult": _signed(result.operation_hresult)}
+        if result.group_id is not None:
+            answer.update(group_id=result.group_id, group_tag=result.group_tag)
+        return answer
+
+    def facade_Cancel(self, handle: str) -> dict[str, t.Any]:
+        operation = self.operations.get(handle)
+        if operation is None:
+            return _failure(_E_INVALIDARG, "operation handle", "no pending operation has this handle in this session")
+        return {"hresult": _signed(self._sim().cancel(operation))}
+
+    def facade_RecoverCache(self, subsystem: str) -> dict[str, t.Any]:
+        names = self._names()
+        if subsystem and subsystem not in names:
+            return {"providers": 0, "names": names}
+        try:
+            self._sim().recover_cache(subsystem or None)
+        except HResultError as error:
+            return _failure(error.hresult, _COM_CALLS.get(error.action, error.action), str(error))
+        return {"providers": 1, "names": names}
+
+    def facade_Close(self) -> dict[str, t.Any]:
+        released = len(self.operations)
+        self.operations.clear()
+        self.session = None
+        return {"released": released}
+
+
+def _bind(kind: str, value: t.Any) -> t.Any:
+    """PowerShell's conversion of a parameter value to its declared type."""
+    if kind == "string":
+        return "" if value is None else str(value)
+    if kind == "int":
+        return int(value)
+    return value

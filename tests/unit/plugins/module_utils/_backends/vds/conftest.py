@@ -1,0 +1,120 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Copyright (c) storage.vds contributors
+"""The ``vds`` backend over the fake pypsrp: its Windows host is a simulator state file."""
+
+from __future__ import annotations
+
+import copy
+import json
+import pathlib
+import types
+import typing as t
+
+import pytest
+
+from ansible.module_utils import _internal as ansible_internal
+from ansible.module_utils.common import warnings as ansible_warnings
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.storage.vds.plugins.module_utils._backends import vds
+from ansible_collections.storage.vds.tests.fakes import pypsrp as fake_pypsrp
+
+IQN1 = "iqn.1991-05.com.microsoft:array-a-t1"
+IQN2 = "iqn.1991-05.com.microsoft:array-a-t2"
+PASSWORD = "Pa55-w0rd-never-shown"
+
+STATE: dict[str, t.Any] = {
+    "version": 1,
+    "subsystems": [{
+        "name": "array-a",
+        "max_groups_per_target": 0,
+        "portals": [{"address": address, "status": "online"} for address in (
+            "10.0.0.1:3260", "10.0.0.2:3260", "10.0.0.3:3260", "10.0.0.4:3260", "[fd00::1]:3260")],
+        "targets": [
+            {"iqn": IQN1, "alias": "t1", "groups": [
+                {"tag": 1, "portals": ["10.0.0.1:3260", "10.0.0.2:3260"]},
+                {"tag": 2, "portals": ["10.0.0.3:3260"]},
+            ]},
+            {"iqn": IQN2, "alias": "t2", "groups": []},
+        ],
+    }],
+    "latency_ms": 0,
+    "faults": [],
+}
+
+
+class ModuleRun(t.NamedTuple):
+    failed: bool
+    result: dict[str, t.Any]
+    output: str          # everything the module printed
+    log: list[str]       # everything it logged (syslog/journal)
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> t.Iterator[types.ModuleType]:
+    """The backend uses the fake pypsrp; its journal and faults start empty."""
+    monkeypatch.setattr(vds, "pypsrp", fake_pypsrp, raising=False)
+    monkeypatch.setattr(vds, "PYPSRP_IMPORT_ERROR", None)
+    fake_pypsrp.JOURNAL.clear()
+    fake_pypsrp.FAULTS.clear()
+    yield fake_pypsrp
+    fake_pypsrp.JOURNAL.clear()
+    fake_pypsrp.FAULTS.clear()
+
+
+def write_state(path: pathlib.Path, data: dict[str, t.Any] | None = None) -> pathlib.Path:
+    path.write_text(json.dumps(copy.deepcopy(STATE) if data is None else data, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def state_path(tmp_path: pathlib.Path) -> pathlib.Path:
+    return write_state(tmp_path / "array-a.json")
+
+
+def read(path: pathlib.Path) -> dict[str, t.Any]:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def vds_args(state_path: pathlib.Path) -> dict[str, t.Any]:
+    """Module arguments for backend vds; the fake host is the state file."""
+    return {"backend": "vds", "vds_host": str(state_path), "vds_username": "Administrator",
+            "vds_password": PASSWORD}
+
+
+def invocations(journal: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
+    return [entry for entry in journal if entry["event"] == "invoke"]
+
+
+@pytest.fixture
+def run_module(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> t.Callable[..., ModuleRun]:
+    """Run a module's ``main()`` as the controller would; return its result, output and log lines."""
+
+    def run(module: types.ModuleType, args: dict[str, t.Any], check_mode: bool = False,
+            diff: bool = False) -> ModuleRun:
+        from ansible.module_utils import basic
+
+        # A module runs in its own process, where the controller's code is not loaded.
+        monkeypatch.setattr(ansible_internal, "is_controller", False)
+        monkeypatch.setattr(ansible_warnings, "_global_warnings", {})
+        monkeypatch.setattr(ansible_warnings, "_global_deprecations", {})
+        log: list[str] = []
+        monkeypatch.setattr(basic.AnsibleModule, "log", lambda self, msg, log_args=None: log.append(
+            "%s %s" % (msg, json.dumps(log_args, default=str))))
+        arguments = dict(args)
+        arguments.update(_ansible_check_mode=check_mode, _ansible_diff=diff)
+        capsys.readouterr()
+        with patch_module_args(arguments):
+            with pytest.raises(SystemExit) as exited:
+                module.main()
+        captured = capsys.readouterr()
+        lines = [line for line in captured.out.splitlines() if line.strip()]
+        assert lines, "the module printed no result"
+        result = json.loads(lines[-1])
+        failed = bool(result.get("failed"))
+        assert exited.value.code == (1 if failed else 0), (exited.value.code, result)
+        return ModuleRun(failed, result, captured.out + captured.err, log)
+
+    return run
