@@ -1,0 +1,363 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Copyright (c) storage.vds contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: vds_portal_groups
+short_description: Keep every iSCSI portal group of a host's targets as declared, in one execution
+version_added: 1.0.0
+description:
+  - A resource module for the portal groups of iSCSI targets. O(config) lists targets, each with the portal
+    groups it must have; one execution reads the current state once per subsystem, plans every declared
+    target and applies the plan through the Virtual Disk Service operations C(CreatePortalGroup),
+    C(AddPortal), C(RemovePortal) and C(Delete), waiting on each asynchronous operation.
+  - A declared group is found by its O(config[].groups[].tag). Without a tag it is the group that holds the
+    most of its declared portals (ties go to the lowest tag), among the groups no other declaration of the
+    target has taken; when no such group holds any of them a new group is created and the provider assigns
+    its tag. Tags are matched first, then the groups without a tag in the order they are listed.
+  - A portal can belong to only one group of a target. A declared portal that sits in another group of the
+    same target is moved, removed from the old group before it is added to the new one; if the add fails the
+    portal is put back where it was. No step ever puts a portal in two groups of one target.
+  - The steps of a target come in this order, which keeps that rule at every step. First every removal, then
+    each new group's creation followed by its additions, then the additions to existing groups, then the
+    deletion of the groups that are no longer wanted (their portals are removed first).
+  - Every input is validated before anything is read or changed. Failures say which entry and which value
+    is wrong, and a failure after some steps took effect lists them in RV(steps_done).
+author:
+  - storage.vds maintainers (@storage-vds)
+extends_documentation_fragment:
+  - storage.vds.backend
+  - storage.vds.backend.actiongroup
+attributes:
+  check_mode:
+    description: Reports the planned steps and the groups before and after, without calling any mutating
+      operation.
+    support: full
+  diff_mode:
+    description: The diff shows every group of each declared target, before and after, one target at a time.
+    support: full
+options:
+  config:
+    description:
+      - The targets and the portal groups each must have.
+      - Required, and must list at least one target, except with O(state=gathered), where it only narrows
+        which targets are reported (their O(config[].groups) are ignored).
+    type: list
+    elements: dict
+    suboptions:
+      target:
+        description:
+          - iSCSI name of the target (C(iqn.), C(eui.) or C(naa.)); compared case-insensitively.
+          - Each target is listed once, with all its groups.
+        type: str
+        required: true
+      subsystem:
+        description:
+          - Name of the storage subsystem holding the target. Needed only when several subsystems have a
+            target of that name.
+          - When every entry names its subsystem, only those subsystems are read.
+        type: str
+      groups:
+        description:
+          - The portal groups of the target.
+          - With O(state=deleted), an empty list deletes every group of the target. With O(state=overridden),
+            it deletes every group of the target.
+        type: list
+        elements: dict
+        default: []
+        suboptions:
+          tag:
+            description:
+              - Tag of the portal group, 1 to 65535.
+              - VDS providers assign the tags of new groups themselves, so a tag that does not exist cannot be
+                created; the module then fails and says so. Omit the tag for a new group.
+            type: int
+          portals:
+            description:
+              - Portals of the group, each C(ip[:port]); write IPv6 as C([address]:port). The port defaults
+                to V(3260).
+              - Every portal must be a portal of the subsystem, and may be declared in only one group of the
+                target. A group without O(config[].groups[].tag) needs at least one portal.
+              - With O(state=deleted) the portals only identify a group that has no tag given.
+            type: list
+            elements: str
+            default: []
+          purge_portals:
+            description:
+              - Whether the group holds exactly O(config[].groups[].portals) (V(true)) or gains them and keeps
+                its other portals (V(false)).
+              - Unset, it follows O(state). V(false) with V(merged), V(true) with V(replaced) and
+                V(overridden). Ignored with O(state=deleted).
+            type: bool
+  state:
+    description:
+      - V(merged) adds the declared portals to the declared groups (creating groups as needed); nothing is
+        removed, except that a portal declared in another group of the target moves there.
+      - V(replaced) makes each declared group hold exactly its declared portals. Groups not declared keep
+        their portals, except those that move to a declared group.
+      - V(overridden) makes each declared target hold exactly the declared groups, each with exactly its
+        portals; every other group of the target is emptied and deleted.
+      - V(deleted) removes the portals of each declared group and deletes it; for a target with no groups
+        listed, every group of the target. A group that does not exist is left alone.
+      - V(gathered) returns the current groups in RV(gathered), in the shape of O(config), and changes
+        nothing.
+      - V(rendered) plans O(config) against O(running_config) as O(render_as) says, offline, and returns the
+        steps in RV(rendered). The provider is never contacted; the backend options are still validated.
+    type: str
+    choices: [merged, replaced, overridden, deleted, gathered, rendered]
+    default: merged
+  running_config:
+    description:
+      - With O(state=rendered), the current groups to plan against, in the shape RV(gathered) returns. A
+        declared target it does not list is taken to have no groups.
+      - Offline the portals of the subsystem are not known, so every portal is taken to exist, and the
+        provider is taken to assign the tags of new groups, as VDS providers do.
+      - Only valid with O(state=rendered).
+    type: list
+    elements: dict
+    suboptions:
+      target:
+        description: iSCSI name of the target.
+        type: str
+        required: true
+      subsystem:
+        description: Name of the subsystem holding the target.
+        type: str
+      groups:
+        description: The target's portal groups.
+        type: list
+        elements: dict
+        default: []
+        suboptions:
+          tag:
+            description: The group's tag, 1 to 65535.
+            type: int
+            required: true
+          portals:
+            description: The group's portals, each C(ip[:port]) or C([ipv6]:port).
+            type: list
+            elements: str
+            default: []
+  render_as:
+    description:
+      - With O(state=rendered), the state whose plan is rendered.
+    type: str
+    choices: [merged, replaced, overridden, deleted]
+    default: merged
+notes:
+  - Object ids are not persistent in VDS, so the module never takes one as input; targets, portals and groups
+    are named by IQN, address and tag.
+  - One execution reads each subsystem it needs once (a re-read follows only when the provider reports that
+    an object vanished, or hands back an existing group instead of a new one), so declaring a whole host in
+    one task costs one module execution instead of one per group.
+seealso:
+  - module: storage.vds.vds_portal_group
+  - module: storage.vds.vds_portal_info
+  - ref: ansible_collections.storage.vds.docsite.guide_portal_groups.role
+    description: The role C(storage.vds.portal_groups) applies a host's declared portal groups with this module.
+"""
+
+EXAMPLES = r"""
+- name: Two targets, each with exactly the declared groups and portals
+  storage.vds.vds_portal_groups:
+    backend: simulator
+    simulator_state: /var/lib/vds-sim/array-a.json
+    state: overridden
+    config:
+      - target: iqn.1991-05.com.microsoft:array-a-db
+        groups:
+          - tag: 1
+            portals: [10.0.1.1, 10.0.1.2]
+          - portals: ["10.0.1.3", "[fd00:a::10]:3260"]
+      - target: iqn.1991-05.com.microsoft:array-a-web
+        groups:
+          - portals: [10.0.1.1]
+
+- name: Add portals, removing nothing
+  storage.vds.vds_portal_groups:
+    backend: simulator
+    simulator_state: /var/lib/vds-sim/array-a.json
+    config:
+      - target: iqn.1991-05.com.microsoft:array-a-db
+        groups:
+          - tag: 1
+            portals: [10.0.1.4]
+
+- name: Delete every group of a target
+  storage.vds.vds_portal_groups:
+    backend: simulator
+    simulator_state: /var/lib/vds-sim/array-a.json
+    state: deleted
+    config:
+      - target: iqn.1991-05.com.microsoft:array-a-web
+
+- name: Read the groups of every target
+  storage.vds.vds_portal_groups:
+    backend: simulator
+    simulator_state: /var/lib/vds-sim/array-a.json
+    state: gathered
+  register: current
+
+- name: What replacing would do, worked out offline against what was gathered
+  storage.vds.vds_portal_groups:
+    backend: simulator
+    simulator_state: /var/lib/vds-sim/array-a.json
+    state: rendered
+    render_as: replaced
+    running_config: "{{ current.gathered }}"
+    config:
+      - target: iqn.1991-05.com.microsoft:array-a-db
+        groups:
+          - tag: 1
+            portals: [10.0.1.1]
+  register: plan
+
+- name: Show the steps
+  ansible.builtin.debug:
+    var: plan.rendered
+"""
+
+RETURN = r"""
+before:
+  description:
+    - Every group of each declared target before the change, in the shape of O(config), in the order of
+      O(config). Each entry also names the subsystem the target was found on.
+  returned: when O(state) is V(merged), V(replaced), V(overridden), V(deleted) or V(rendered)
+  type: list
+  elements: dict
+  sample:
+    - target: iqn.1991-05.com.microsoft:array-a-db
+      subsystem: array-a
+      groups:
+        - {tag: 1, portals: ["10.0.1.1:3260", "10.0.1.3:3260"]}
+after:
+  description:
+    - Every group of each declared target after the change; in check mode and with O(state=rendered), as it
+      would be. A group still to be created shows tag V(null) and comes last.
+  returned: when O(state) is V(merged), V(replaced), V(overridden), V(deleted) or V(rendered)
+  type: list
+  elements: dict
+  sample:
+    - target: iqn.1991-05.com.microsoft:array-a-db
+      subsystem: array-a
+      groups:
+        - {tag: 1, portals: ["10.0.1.1:3260", "10.0.1.2:3260"]}
+        - {tag: 2, portals: ["10.0.1.3:3260", "[fd00:a::10]:3260"]}
+steps:
+  description:
+    - The steps executed, in order, for every target (in check mode and with O(state=rendered), the steps
+      planned). Empty when nothing changed.
+    - C(action) is one of C(create_group), C(add_portal), C(remove_portal), C(delete_group). C(from_tag) is
+      set on the add half of a move and names the group the portal came from.
+    - In check mode and with O(state=rendered) a group still to be created has tag V(null); the steps that
+      follow its C(create_group) with tag V(null) go to it.
+  returned: when O(state) is V(merged), V(replaced), V(overridden), V(deleted) or V(rendered)
+  type: list
+  elements: dict
+  sample:
+    - {action: remove_portal, target: "iqn.1991-05.com.microsoft:array-a-db", subsystem: array-a, tag: 1,
+       portal: "10.0.1.3:3260"}
+    - {action: create_group, target: "iqn.1991-05.com.microsoft:array-a-db", subsystem: array-a, tag: 2}
+    - {action: add_portal, target: "iqn.1991-05.com.microsoft:array-a-db", subsystem: array-a, tag: 2,
+       portal: "10.0.1.3:3260", from_tag: 1}
+gathered:
+  description: The current groups of the listed targets (all targets when O(config) is not given), in the shape
+    of O(config), sorted by subsystem and target when all are reported.
+  returned: when O(state=gathered)
+  type: list
+  elements: dict
+  sample:
+    - target: iqn.1991-05.com.microsoft:array-a-db
+      subsystem: array-a
+      groups:
+        - {tag: 1, portals: ["10.0.1.1:3260", "10.0.1.3:3260"]}
+rendered:
+  description: The steps planned offline from O(config) and O(running_config), as in RV(steps).
+  returned: when O(state=rendered)
+  type: list
+  elements: dict
+  sample:
+    - {action: remove_portal, target: "iqn.1991-05.com.microsoft:array-a-db", subsystem: array-a, tag: 1,
+       portal: "10.0.1.3:3260"}
+operations:
+  description: How often the provider was busy (retries), had its cache recovered, was read again, or had a move
+    rolled back.
+  returned: when O(state) is not V(rendered)
+  type: dict
+  sample: {retries: 0, recoveries: 0, rereads: 0, rollbacks: 0}
+steps_done:
+  description: On failure, the steps that took effect before it, in order.
+  returned: failure
+  type: list
+  elements: dict
+diff:
+  description: One entry per declared target, its C(before) and C(after) as in RV(before) and RV(after), with
+    headers naming the target and its subsystem.
+  returned: when O(state) is V(merged), V(replaced), V(overridden) or V(deleted)
+  type: list
+  elements: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.storage.vds.plugins.module_utils._edge import (
+    BACKEND_REQUIRED_IF,
+    argument_spec,
+    run_module,
+)
+from ansible_collections.storage.vds.plugins.module_utils._vds.config import (
+    CHANGING_STATES,
+    MERGED,
+    RENDERED,
+    STATES,
+    render,
+    resource,
+)
+from ansible_collections.storage.vds.plugins.module_utils._vds.errors import VdsError
+
+_GROUP = {"type": "list", "elements": "dict", "default": []}
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=argument_spec(
+            config={"type": "list", "elements": "dict", "options": {
+                "target": {"type": "str", "required": True},
+                "subsystem": {"type": "str"},
+                "groups": dict(_GROUP, options={
+                    "tag": {"type": "int"},
+                    "portals": {"type": "list", "elements": "str", "default": []},
+                    "purge_portals": {"type": "bool"},
+                }),
+            }},
+            state={"type": "str", "choices": list(STATES), "default": MERGED},
+            running_config={"type": "list", "elements": "dict", "options": {
+                "target": {"type": "str", "required": True},
+                "subsystem": {"type": "str"},
+                "groups": dict(_GROUP, options={
+                    "tag": {"type": "int", "required": True},
+                    "portals": {"type": "list", "elements": "str", "default": []},
+                }),
+            }},
+            render_as={"type": "str", "choices": list(CHANGING_STATES), "default": MERGED},
+        ),
+        required_if=BACKEND_REQUIRED_IF + [("state", state, ["config"]) for state in CHANGING_STATES + (RENDERED,)],
+        supports_check_mode=True,
+    )
+    if module.params["state"] != RENDERED:
+        run_module(module, resource)
+        return
+    # Offline: the backend is neither built nor contacted.
+    try:
+        result = render(module.params)
+    except VdsError as error:
+        module.fail_json(msg=str(error), **error.details)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

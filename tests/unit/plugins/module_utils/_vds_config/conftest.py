@@ -1,0 +1,144 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Copyright (c) storage.vds contributors
+"""Fixtures of the resource-module tests: simulator state files, engines on them, and the module run
+for real (AnsibleModule, arguments given with ``patch_module_args``)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import pathlib
+import types
+import typing as t
+
+import pytest
+
+from ansible.module_utils import _internal as ansible_internal
+from ansible.module_utils.common import warnings as ansible_warnings
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.storage.vds.plugins.module_utils._backends.simulator import SimulatorBackend
+from ansible_collections.storage.vds.plugins.module_utils._vds.engine import Engine
+from ansible_collections.storage.vds.plugins.module_utils._vds.wait import RetryPolicy
+
+IQN1 = "iqn.1991-05.com.microsoft:array-a-t1"
+IQN2 = "iqn.1991-05.com.microsoft:array-a-t2"
+IQN3 = "iqn.1991-05.com.microsoft:array-b-t3"
+
+PORTALS = ("10.0.0.1:3260", "10.0.0.2:3260", "10.0.0.3:3260", "10.0.0.4:3260", "10.0.0.5:3260",
+           "10.0.0.6:3260", "[fd00::1]:3260", "[fd00::2]:3260")
+
+#: Two simulated subsystems: array-a with two targets, array-b with one.
+STATE: dict[str, t.Any] = {
+    "version": 1,
+    "subsystems": [
+        {"name": "array-a", "max_groups_per_target": 0,
+         "portals": [{"address": address, "status": "online"} for address in PORTALS],
+         "targets": [
+             {"iqn": IQN1, "alias": "t1", "groups": [
+                 {"tag": 1, "portals": ["10.0.0.1:3260", "10.0.0.2:3260"]},
+                 {"tag": 2, "portals": ["10.0.0.3:3260"]},
+             ]},
+             {"iqn": IQN2, "alias": "t2", "groups": [
+                 {"tag": 1, "portals": ["10.0.0.1:3260"]},
+             ]},
+         ]},
+        {"name": "array-b", "max_groups_per_target": 0,
+         "portals": [{"address": address, "status": "online"} for address in PORTALS[:4]],
+         "targets": [{"iqn": IQN3, "alias": "t3", "groups": []}]},
+    ],
+    "latency_ms": 0,
+    "faults": [],
+}
+
+MUTATING = ("AddPortal", "RemovePortal", "CreatePortalGroup", "DeletePortalGroup", "SetStatus")
+
+
+class StateFile:
+    """A simulator state file and ways to look at it."""
+
+    def __init__(self, path: pathlib.Path) -> None:
+        self.path = path
+
+    def write(self, data: dict[str, t.Any]) -> "StateFile":
+        self.path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        return self
+
+    def edit(self, change: t.Callable[[dict[str, t.Any]], None]) -> "StateFile":
+        data = self.data()
+        change(data)
+        return self.write(data)
+
+    def data(self) -> dict[str, t.Any]:
+        return json.loads(self.path.read_text(encoding="utf-8"))
+
+    def provider(self) -> dict[str, t.Any]:
+        data = self.data()
+        return {"subsystems": data["subsystems"], "faults": data.get("faults", [])}
+
+    def calls(self) -> dict[str, int]:
+        return {name: count for name, count in self.data().get("calls", {}).items() if count}
+
+    def mutating_calls(self) -> dict[str, int]:
+        return {name: count for name, count in self.calls().items() if name in MUTATING}
+
+    def groups(self, iqn: str = IQN1) -> dict[int, list[str]]:
+        for subsystem in self.data()["subsystems"]:
+            for target in subsystem.get("targets", []):
+                if target["iqn"] == iqn:
+                    return {group["tag"]: sorted(group.get("portals", [])) for group in target.get("groups", [])}
+        raise KeyError(iqn)
+
+
+@pytest.fixture
+def state_file(tmp_path: pathlib.Path) -> StateFile:
+    return StateFile(tmp_path / "arrays.json").write(copy.deepcopy(STATE))
+
+
+@pytest.fixture
+def engine_on(state_file: StateFile) -> t.Callable[..., Engine]:
+    """An engine on the simulator; retries back off for no time at all."""
+
+    def factory(check_mode: bool = False, wait_timeout: float = 30) -> Engine:
+        backend = SimulatorBackend(str(state_file.path))
+        return Engine(backend, wait_timeout, check_mode=check_mode, sleep=lambda _seconds: None,
+                      retry=RetryPolicy(attempts=3, initial=0.0))
+
+    return factory
+
+
+class ModuleRun(t.NamedTuple):
+    failed: bool
+    result: dict[str, t.Any]
+
+
+@pytest.fixture
+def run_module(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> t.Callable[..., ModuleRun]:
+    """Run a module's ``main()`` with ``args`` as the controller would pass them; return its result."""
+
+    def run(module: types.ModuleType, args: dict[str, t.Any], check_mode: bool = False,
+            diff: bool = False) -> ModuleRun:
+        # A module runs in its own process, without the controller's code: keep warnings in the result.
+        monkeypatch.setattr(ansible_internal, "is_controller", False)
+        monkeypatch.setattr(ansible_warnings, "_global_warnings", {})
+        monkeypatch.setattr(ansible_warnings, "_global_deprecations", {})
+        arguments = dict(args)
+        arguments.update(_ansible_check_mode=check_mode, _ansible_diff=diff)
+        capsys.readouterr()
+        with patch_module_args(arguments):
+            with pytest.raises(SystemExit) as exited:
+                module.main()
+        lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+        assert lines, "the module printed no result"
+        result = json.loads(lines[-1])
+        failed = bool(result.get("failed"))
+        assert exited.value.code == (1 if failed else 0), (exited.value.code, result)
+        return ModuleRun(failed, result)
+
+    return run
+
+
+@pytest.fixture
+def simulator_args(state_file: StateFile) -> dict[str, t.Any]:
+    return {"backend": "simulator", "simulator_state": str(state_file.path)}

@@ -1,0 +1,276 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Copyright (c) storage.vds contributors
+"""The resource module's planner and input parsing, table-driven."""
+
+from __future__ import annotations
+
+import typing as t
+
+import pytest
+
+from ansible_collections.storage.vds.plugins.module_utils._vds import config
+from ansible_collections.storage.vds.plugins.module_utils._vds.errors import (
+    IdentityError,
+    NotFoundError,
+    ValidationError,
+)
+from ansible_collections.storage.vds.plugins.module_utils._vds.model import (
+    Portal,
+    PortalAddress,
+    PortalGroup,
+    Subsystem,
+    Target,
+)
+from ansible_collections.storage.vds.plugins.module_utils._vds.plan import (
+    CREATE_GROUP,
+    Membership,
+    Step,
+    _missing_tag_error,
+    apply_step,
+)
+
+IQN = "iqn.1991-05.com.microsoft:array-a-t1"
+POOL = ("10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5", "10.0.0.6", "[fd00::1]", "[fd00::2]")
+START = {1: [".1", ".2"], 2: [".3"]}
+
+
+def a(text: str) -> PortalAddress:
+    return PortalAddress.parse("10.0.0" + text if text.startswith(".") else text)
+
+
+def short(address: PortalAddress) -> str:
+    text = str(address)
+    return text[len("10.0.0"):-len(":3260")] if text.startswith("10.0.0.") and text.endswith(":3260") else text
+
+
+def make_target(groups: t.Mapping[int, t.Sequence[str]]) -> Target:
+    return Target("t", IQN, "", tuple(PortalGroup("g%d" % tag, tag, frozenset(a(p) for p in members))
+                                      for tag, members in sorted(groups.items())))
+
+
+def make_subsystem(target: Target) -> Subsystem:
+    return Subsystem("s", "array-a", tuple(Portal("p%d" % n, a(text)) for n, text in enumerate(POOL)), (target,))
+
+
+def group(tag: int | None, *portals: str, purge: bool | None = None) -> config.GroupSpec:
+    return config.GroupSpec(tag, tuple(sorted(a(p) for p in portals)), purge)
+
+
+def plan(state: str, current: t.Mapping[int, t.Sequence[str]], *groups: config.GroupSpec,
+         assigns_tags: bool = True) -> config.TargetPlan:
+    target = make_target(current)
+    subsystem = make_subsystem(target)
+    index = config.index_portals(portal.address for portal in subsystem.portals)
+    return config.plan_target(subsystem, target, config.TargetSpec(IQN, None, groups), state, assigns_tags, index)
+
+
+def notation(steps: t.Iterable[Step]) -> list[str]:
+    """``-.2@1`` removes 10.0.0.2 from group 1, ``+.3@1<2`` adds it to 1 from 2, ``+.5@new`` adds it to
+    the group just created, ``create``/``create 5``, ``delete 2``."""
+    written = []
+    for step in steps:
+        if step.action == CREATE_GROUP:
+            written.append("create" if step.tag is None else "create %d" % step.tag)
+        elif step.action == "delete_group":
+            written.append("delete %d" % step.tag)
+        else:
+            where = "new" if step.tag is None else str(step.tag)
+            sign = "+" if step.action == "add_portal" else "-"
+            came = "<%d" % step.from_tag if step.from_tag is not None else ""
+            written.append("%s%s@%s%s" % (sign, short(t.cast(PortalAddress, step.portal)), where, came))
+    return written
+
+
+def replay(before: Membership, steps: t.Iterable[Step]) -> Membership:
+    """The membership after ``steps`` as the executor runs them (a tag-less step goes to the group the
+    create before it made, keyed -1, -2, ...), each step checked against the one-group rule."""
+    membership = dict(before)
+    new_key = 0
+    for step in steps:
+        if step.tag is None:
+            new_key -= step.action == CREATE_GROUP
+            step = step.with_tag(new_key)
+        membership = apply_step(membership, step)
+    return membership
+
+
+def shown(membership: Membership) -> dict[t.Any, list[str]]:
+    return {("new%d" % -tag if tag is not None and tag < 0 else tag): sorted(short(p) for p in members)
+            for tag, members in membership.items()}
+
+
+CASES = [
+    # --- merged: add, move in, never remove ---
+    ("merged adds by tag", "merged", START, [group(1, ".4")], ["+.4@1"],
+     {1: [".1", ".2", ".4"], 2: [".3"]}),
+    ("merged moves a portal from another group", "merged", START, [group(1, ".3")], ["-.3@2", "+.3@1<2"],
+     {1: [".1", ".2", ".3"], 2: []}),
+    ("merged finds the group by membership", "merged", START, [group(None, ".3", ".5")], ["+.5@2"],
+     {1: [".1", ".2"], 2: [".3", ".5"]}),
+    ("merged creates a group none holds", "merged", START, [group(None, ".5", ".6")],
+     ["create", "+.5@new", "+.6@new"], {1: [".1", ".2"], 2: [".3"], "new1": [".5", ".6"]}),
+    ("merged with purge_portals true purges that group", "merged", START, [group(1, ".4", purge=True)],
+     ["-.1@1", "-.2@1", "+.4@1"], {1: [".4"], 2: [".3"]}),
+    ("a group is claimed once: the second goes to a new group", "merged", START,
+     [group(None, ".1"), group(None, ".2")], ["-.2@1", "create", "+.2@new<1"],
+     {1: [".1"], 2: [".3"], "new1": [".2"]}),
+    ("tags are matched before membership", "merged", START, [group(None, ".1"), group(1, ".4")],
+     ["-.1@1", "create", "+.1@new<1", "+.4@1"], {1: [".2", ".4"], 2: [".3"], "new1": [".1"]}),
+    ("a tie goes to the lowest tag", "merged", {1: [".1"], 2: [".2"]}, [group(None, ".2", ".1")],
+     ["-.2@2", "+.2@1<2"], {1: [".1", ".2"], 2: []}),
+    ("nothing to do", "merged", START, [group(1, ".2"), group(None, ".3")], [], {1: [".1", ".2"], 2: [".3"]}),
+    # --- replaced: declared groups exact, the others keep what is not moved ---
+    ("replaced purges the declared group", "replaced", START, [group(1, ".1", ".4")], ["-.2@1", "+.4@1"],
+     {1: [".1", ".4"], 2: [".3"]}),
+    ("replaced with purge_portals false adds", "replaced", START, [group(1, ".4", purge=False)], ["+.4@1"],
+     {1: [".1", ".2", ".4"], 2: [".3"]}),
+    ("replaced swaps portals between groups: every remove first", "replaced", START,
+     [group(1, ".3"), group(2, ".1", ".2")], ["-.1@1", "-.2@1", "-.3@2", "+.3@1<2", "+.1@2<1", "+.2@2<1"],
+     {1: [".3"], 2: [".1", ".2"]}),
+    ("replaced leaves an emptied undeclared group in place", "replaced", START, [group(1, ".1", ".2", ".3")],
+     ["-.3@2", "+.3@1<2"], {1: [".1", ".2", ".3"], 2: []}),
+    # --- overridden: the declared groups and no other ---
+    ("overridden deletes the undeclared group", "overridden", START, [group(1, ".1")],
+     ["-.2@1", "-.3@2", "delete 2"], {1: [".1"]}),
+    ("overridden with no groups deletes them all", "overridden", START, [],
+     ["-.1@1", "-.2@1", "-.3@2", "delete 1", "delete 2"], {}),
+    ("overridden: create and its adds, then adds to existing groups, then deletes", "overridden", START,
+     [group(None, ".3", ".4"), group(None, ".5")],
+     ["-.1@1", "-.2@1", "create", "+.5@new", "+.4@2", "delete 1"], {2: [".3", ".4"], "new1": [".5"]}),
+    ("overridden keeps extra members of a group with purge_portals false", "overridden", START,
+     [group(1, ".4", purge=False)], ["-.3@2", "+.4@1", "delete 2"], {1: [".1", ".2", ".4"]}),
+    ("two new groups, each add right after its create", "overridden", {},
+     [group(None, ".1", ".2"), group(None, "[fd00::1]")],
+     ["create", "+.1@new", "+.2@new", "create", "+[fd00::1]:3260@new"],
+     {"new1": [".1", ".2"], "new2": ["[fd00::1]:3260"]}),
+    # --- deleted ---
+    ("deleted removes the portals then deletes the group", "deleted", START, [group(2)], ["-.3@2", "delete 2"],
+     {1: [".1", ".2"]}),
+    ("deleted with no groups deletes every group", "deleted", START, [],
+     ["-.1@1", "-.2@1", "-.3@2", "delete 1", "delete 2"], {}),
+    ("deleted leaves a missing tag alone", "deleted", START, [group(7)], [], {1: [".1", ".2"], 2: [".3"]}),
+    ("deleted finds a group by membership", "deleted", START, [group(None, ".2")], ["-.1@1", "-.2@1", "delete 1"],
+     {2: [".3"]}),
+    ("deleted finds nothing by membership", "deleted", START, [group(None, ".6")], [],
+     {1: [".1", ".2"], 2: [".3"]}),
+]
+
+
+@pytest.mark.parametrize("state, current, groups, steps, after",
+                         [case[1:] for case in CASES], ids=[case[0] for case in CASES])
+def test_plan(state, current, groups, steps, after):
+    planned = plan(state, current, *groups)
+    assert notation(planned.steps) == steps
+    assert shown(planned.after) == after
+    assert replay(planned.before, planned.steps) == planned.after
+
+
+def test_provider_choosing_tags_creates_the_declared_tag_and_the_lowest_free_one():
+    planned = plan("merged", START, group(None, ".5"), group(3, ".6"), assigns_tags=False)
+    # the tagless group takes the lowest tag neither existing nor declared
+    assert notation(planned.steps) == ["create 4", "+.5@4", "create 3", "+.6@3"]
+    assert shown(planned.after) == {1: [".1", ".2"], 2: [".3"], 3: [".6"], 4: [".5"]}
+    assert planned.created == (0, 1)
+
+
+def test_a_missing_tag_fails_as_the_single_group_module_does():
+    with pytest.raises(IdentityError) as raised:
+        plan("replaced", START, group(1, ".1"), group(9, ".4"))
+    assert str(raised.value) == str(_missing_tag_error(make_target(START), 9))
+    assert "existing tags: 1, 2" in str(raised.value)
+
+
+def test_an_unknown_portal_fails_naming_it_and_the_known_ones():
+    with pytest.raises(NotFoundError) as raised:
+        plan("merged", START, group(1, "10.9.9.9"))
+    assert "portal 10.9.9.9:3260 is not a portal of subsystem array-a" in str(raised.value)
+    assert "known portals: 10.0.0.1:3260" in str(raised.value)
+
+
+def test_offline_planning_takes_every_portal_as_known():
+    target = make_target(START)
+    index = config.index_portals(address for member in target.groups for address in member.portals)
+    planned = config.plan_target(Subsystem("", ""), target, config.TargetSpec(IQN, None, (group(1, "10.9.9.9"),)),
+                                 "merged", True, index, offline=True)
+    assert notation(planned.steps) == ["+10.9.9.9:3260@1"]
+
+
+# --- input ---------------------------------------------------------------------------------------
+
+
+def entry(*groups: dict[str, t.Any], target: str = IQN, **extra: t.Any) -> dict[str, t.Any]:
+    return dict(extra, target=target, groups=list(groups))
+
+
+@pytest.mark.parametrize("entries, fragment", [
+    ([entry(target="iqn.bad")], "config[0]: target 'iqn.bad' is not an iSCSI name"),
+    ([entry({"tag": 0})], "config[0].groups[0].tag 0 is outside 1..65535"),
+    ([entry({"portals": ["10.0.0.300"]})], "config[0].groups[0]: portal '10.0.0.300'"),
+    ([entry({"portals": ["10.0.0.1:70000"]})], "port 70000 is outside 1..65535"),
+    ([entry({"portals": ["10.0.0.1", "10.0.0.1:3260"]})], "'10.0.0.1' and '10.0.0.1:3260' are the same portal"),
+    ([entry({"tag": 1, "portals": []}, {"tag": 1, "portals": ["10.0.0.2"]})],
+     "config[0]: groups[0] and groups[1] both declare tag 1"),
+    ([entry({"tag": 1, "portals": ["10.0.0.1"]}, {"portals": ["10.0.0.1:3260"]})],
+     "config[0]: portal 10.0.0.1:3260 is declared in groups[0] and groups[1]"),
+    ([entry({"portals": []})], "config[0].groups[0]: give tag or at least one portal"),
+    ([entry(), entry(target=IQN.upper())], "config[0] and config[1] both declare target %s" % IQN),
+    ([], "config is empty: state=merged needs at least one target"),
+])
+def test_bad_config_is_refused_naming_the_entry(entries, fragment):
+    with pytest.raises(ValidationError) as raised:
+        config.parse_config(entries, "merged")
+    assert fragment in str(raised.value)
+
+
+def test_config_is_normalised():
+    specs = config.parse_config([entry({"portals": ["10.0.0.2", "[FD00::1]:3260"], "purge_portals": True},
+                                       target=IQN.upper(), subsystem="array-a")], "replaced")
+    assert specs == (config.TargetSpec(IQN, "array-a", (group(None, ".2", "[fd00::1]", purge=True),), "config[0]"),)
+
+
+def test_gathered_needs_no_config_and_ignores_groups():
+    assert config.parse_config(None, "gathered") == ()
+    assert config.parse_config([entry({"portals": []})], "gathered")[0].groups == ()
+
+
+@pytest.mark.parametrize("entries, fragment", [
+    ([{"target": IQN, "groups": [{"tag": 1, "portals": ["10.0.0.1"]}, {"tag": 1}]}],
+     "running_config[0].groups[1]: tag 1 is used by two groups"),
+    ([{"target": IQN, "groups": [{"tag": 1, "portals": ["10.0.0.1"]}, {"tag": 2, "portals": ["10.0.0.1"]}]}],
+     "portal 10.0.0.1:3260 is in group 1 and group 2"),
+    ([{"target": IQN}, {"target": IQN}], "running_config[0] and running_config[1] both describe target"),
+    ([{"target": "nope"}], "running_config[0]: target 'nope' is not an iSCSI name"),
+])
+def test_bad_running_config_is_refused(entries, fragment):
+    with pytest.raises(ValidationError) as raised:
+        config.parse_running_config(entries)
+    assert fragment in str(raised.value)
+
+
+# --- rendered: offline ---------------------------------------------------------------------------
+
+
+def test_rendered_plans_against_running_config():
+    running = [{"target": IQN, "subsystem": "array-a", "groups": [{"tag": 1, "portals": ["10.0.0.1", "10.0.0.2"]},
+                                                                  {"tag": 2, "portals": ["10.0.0.3"]}]}]
+    declared = [entry({"tag": 1, "portals": ["10.0.0.3"]}, subsystem="array-a"),
+                entry({"portals": ["10.0.0.9"]}, target="iqn.1991-05.com.microsoft:new")]
+    result = config.render({"config": declared, "running_config": running, "render_as": "overridden"})
+    assert result["changed"] is False
+    assert result["rendered"] == result["steps"]
+    assert [(step["action"], step["target"][-3:], step["tag"], step.get("portal")) for step in result["steps"]] == [
+        ("remove_portal", "-t1", 1, "10.0.0.1:3260"), ("remove_portal", "-t1", 1, "10.0.0.2:3260"),
+        ("remove_portal", "-t1", 2, "10.0.0.3:3260"), ("add_portal", "-t1", 1, "10.0.0.3:3260"),
+        ("delete_group", "-t1", 2, None),
+        ("create_group", "new", None, None), ("add_portal", "new", None, "10.0.0.9:3260")]
+    assert result["after"] == [
+        {"target": IQN, "subsystem": "array-a", "groups": [{"tag": 1, "portals": ["10.0.0.3:3260"]}]},
+        {"target": "iqn.1991-05.com.microsoft:new", "subsystem": "", "groups": [
+            {"tag": None, "portals": ["10.0.0.9:3260"]}]}]
+
+
+def test_rendered_merges_by_default_and_needs_no_running_config():
+    result = config.render({"config": [entry({"portals": ["10.0.0.1"]})]})
+    assert [step["action"] for step in result["rendered"]] == ["create_group", "add_portal"]
+    assert result["before"] == [{"target": IQN, "subsystem": "", "groups": []}]

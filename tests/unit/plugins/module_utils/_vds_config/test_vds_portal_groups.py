@@ -1,0 +1,176 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Copyright (c) storage.vds contributors
+"""storage.vds.vds_portal_groups run for real (AnsibleModule, argument spec) on the simulated provider."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.storage.vds.plugins.module_utils._vds.model import PortalGroup, Target
+from ansible_collections.storage.vds.plugins.module_utils._vds.plan import _missing_tag_error
+from ansible_collections.storage.vds.plugins.modules import vds_portal_groups
+from ansible_collections.storage.vds.tests.unit.plugins.module_utils._vds_config.conftest import IQN1, IQN2, IQN3
+
+NO_TROUBLE = {"retries": 0, "recoveries": 0, "rereads": 0, "rollbacks": 0}
+
+
+def warning_texts(result):
+    return [w["event"]["msg"] if isinstance(w, dict) else w for w in result.get("warnings", [])]
+
+
+def groups_of(view):
+    return {group["tag"]: group["portals"] for group in view["groups"]}
+
+
+# --- the quartet for each state: check, real, check again, real again ----------------------------
+
+QUARTETS = [
+    ("merged", [{"target": IQN1, "groups": [{"tag": 1, "portals": ["10.0.0.3", "10.0.0.4"]}]}],
+     {IQN1: {1: ["10.0.0.1:3260", "10.0.0.2:3260", "10.0.0.3:3260", "10.0.0.4:3260"], 2: []}},
+     {"RemovePortal": 1, "AddPortal": 2}),
+    ("replaced", [{"target": IQN1, "groups": [{"tag": 1, "portals": ["10.0.0.1", "[FD00::1]"]}]},
+                  {"target": IQN2, "groups": [{"portals": ["10.0.0.1", "10.0.0.5"]}]}],
+     {IQN1: {1: ["10.0.0.1:3260", "[fd00::1]:3260"], 2: ["10.0.0.3:3260"]},
+      IQN2: {1: ["10.0.0.1:3260", "10.0.0.5:3260"]}},
+     {"RemovePortal": 1, "AddPortal": 2}),
+    ("overridden", [{"target": IQN1, "groups": [{"portals": ["10.0.0.3"]}, {"portals": ["10.0.0.6"]}]}],
+     {IQN1: {2: ["10.0.0.3:3260"], 3: ["10.0.0.6:3260"]}},
+     {"RemovePortal": 2, "DeletePortalGroup": 1, "CreatePortalGroup": 1, "AddPortal": 1}),
+    ("deleted", [{"target": IQN1, "groups": [{"tag": 2}]}, {"target": IQN2}],
+     {IQN1: {1: ["10.0.0.1:3260", "10.0.0.2:3260"]}, IQN2: {}},
+     {"RemovePortal": 2, "DeletePortalGroup": 2}),
+]
+
+
+@pytest.mark.parametrize("state, declared, final, mutations", QUARTETS, ids=[case[0] for case in QUARTETS])
+def test_check_real_check_real(run_module, state_file, simulator_args, state, declared, final, mutations):
+    args = dict(simulator_args, state=state, config=declared)
+    before = state_file.provider()
+
+    checked = run_module(vds_portal_groups, args, check_mode=True, diff=True)
+    assert not checked.failed and checked.result["changed"] is True
+    assert state_file.provider() == before and state_file.calls() == {"Snapshot": 2}
+
+    real = run_module(vds_portal_groups, args, diff=True)
+    assert not real.failed and real.result["changed"] is True
+    assert real.result["before"] == checked.result["before"]
+    assert [step["action"] for step in real.result["steps"]] == [step["action"] for step in checked.result["steps"]]
+    assert {view["target"]: groups_of(view) for view in real.result["after"]} == final
+    assert {iqn: state_file.groups(iqn) for iqn in final} == final
+    assert state_file.mutating_calls() == mutations
+    assert sum(mutations.values()) == len(real.result["steps"])
+    assert real.result["operations"] == NO_TROUBLE
+    assert [entry["before"] for entry in real.result["diff"]] == real.result["before"]
+    assert [entry["after"] for entry in real.result["diff"]] == real.result["after"]
+
+    again = run_module(vds_portal_groups, args, check_mode=True, diff=True)
+    assert again.result["changed"] is False and again.result["steps"] == []
+    final_run = run_module(vds_portal_groups, args)
+    assert final_run.result["changed"] is False and final_run.result["steps"] == []
+    assert final_run.result["before"] == final_run.result["after"] == real.result["after"]
+    assert state_file.mutating_calls() == mutations
+    assert state_file.calls()["Snapshot"] == 4 * 2  # four executions, two subsystems each
+
+
+def test_check_mode_shows_new_groups_with_tag_null(run_module, simulator_args):
+    args = dict(simulator_args, config=[{"target": IQN3, "groups": [{"portals": ["10.0.0.1"]},
+                                                                    {"portals": ["10.0.0.2"]}]}])
+    checked = run_module(vds_portal_groups, args, check_mode=True)
+    assert checked.result["after"] == [{"target": IQN3, "subsystem": "array-b", "groups": [
+        {"tag": None, "portals": ["10.0.0.1:3260"]}, {"tag": None, "portals": ["10.0.0.2:3260"]}]}]
+    assert [(step["action"], step["tag"]) for step in checked.result["steps"]] == [
+        ("create_group", None), ("add_portal", None), ("create_group", None), ("add_portal", None)]
+    real = run_module(vds_portal_groups, args)
+    assert real.result["after"][0]["groups"] == [{"tag": 1, "portals": ["10.0.0.1:3260"]},
+                                                 {"tag": 2, "portals": ["10.0.0.2:3260"]}]
+
+
+def test_gathered(run_module, simulator_args, state_file):
+    result = run_module(vds_portal_groups, dict(simulator_args, state="gathered")).result
+    assert result["changed"] is False
+    assert [(view["target"], view["subsystem"]) for view in result["gathered"]] == [
+        (IQN1, "array-a"), (IQN2, "array-a"), (IQN3, "array-b")]
+    assert "before" not in result and state_file.mutating_calls() == {}
+
+
+def test_gathered_output_renders_offline_with_no_provider_at_all(run_module, simulator_args, tmp_path):
+    gathered = run_module(vds_portal_groups, dict(simulator_args, state="gathered")).result["gathered"]
+    # a Windows host that does not exist: rendered must not try to reach it
+    args = {"backend": "vds", "vds_host": "vds.invalid", "state": "rendered", "render_as": "replaced", "running_config": gathered,
+            "config": [{"target": IQN1, "subsystem": "array-a", "groups": [{"tag": 2, "portals": ["10.0.0.1"]}]}]}
+    rendered = run_module(vds_portal_groups, args)
+    assert not rendered.failed and rendered.result["changed"] is False
+    assert rendered.result["rendered"] == [
+        {"action": "remove_portal", "target": IQN1, "tag": 1, "portal": "10.0.0.1:3260", "subsystem": "array-a"},
+        {"action": "remove_portal", "target": IQN1, "tag": 2, "portal": "10.0.0.3:3260", "subsystem": "array-a"},
+        {"action": "add_portal", "target": IQN1, "tag": 2, "portal": "10.0.0.1:3260", "from_tag": 1,
+         "subsystem": "array-a"}]
+    assert groups_of(rendered.result["after"][0]) == {1: ["10.0.0.2:3260"], 2: ["10.0.0.1:3260"]}
+    assert "operations" not in rendered.result
+    missing = dict(args, backend="simulator", simulator_state=str(tmp_path / "nowhere.json"))
+    assert not run_module(vds_portal_groups, missing).failed
+
+
+@pytest.mark.parametrize("args, fragment", [
+    ({"config": [{"target": "iqn.2024", "groups": []}]}, "config[0]: target 'iqn.2024' is not an iSCSI name"),
+    ({"config": [{"target": IQN1, "groups": [{"portals": ["10.0.0.256"]}]}]}, "'10.0.0.256'"),
+    ({"config": [{"target": IQN1, "groups": [{"tag": 70000, "portals": []}]}]}, "tag 70000 is outside 1..65535"),
+    ({"config": [{"target": IQN1, "groups": [{"tag": 1, "portals": ["10.0.0.1"]},
+                                             {"tag": 2, "portals": ["10.0.0.1"]}]}]},
+     "portal 10.0.0.1:3260 is declared in groups[0] and groups[1]"),
+    ({"config": []}, "config is empty: state=merged needs at least one target"),
+    ({"state": "replaced"}, "state is replaced but all of the following are missing: config"),
+    ({"config": [{"target": IQN1}], "running_config": []}, "running_config is used only with state=rendered"),
+    ({"config": [{"target": IQN1, "groups": [{"tag": "one"}]}]}, "'one'"),
+    ({"config": [{"target": IQN1, "groups": [{"portals": ["10.0.0.9"]}]}]},
+     "portal 10.0.0.9:3260 is not a portal of subsystem array-a"),
+    ({"config": [{"target": IQN1}], "wait_timeout": 0}, "wait_timeout 0 must be at least 1 second"),
+    ({"state": "rendered", "config": [{"target": IQN1}], "running_config": [{"target": IQN1, "groups": [{}]}]},
+     "missing required arguments: tag"),
+])
+def test_bad_input_fails_cleanly_and_changes_nothing(run_module, state_file, simulator_args, args, fragment):
+    before = state_file.provider()
+    failed = run_module(vds_portal_groups, dict(simulator_args, **args))
+    assert failed.failed and fragment in failed.result["msg"]
+    assert "exception" not in failed.result and "Traceback" not in failed.result["msg"]
+    assert failed.result.get("changed", False) is False
+    assert state_file.provider() == before and state_file.mutating_calls() == {}
+
+
+def test_a_missing_tag_is_explained(run_module, simulator_args):
+    failed = run_module(vds_portal_groups, dict(simulator_args, config=[
+        {"target": IQN1, "groups": [{"tag": 7, "portals": ["10.0.0.4"]}]}]))
+    target = Target("", IQN1, "", (PortalGroup("", 1), PortalGroup("", 2)))
+    assert failed.result["msg"] == str(_missing_tag_error(target, 7))
+
+
+def test_a_failure_after_some_steps_reports_them_and_changed(run_module, state_file, simulator_args):
+    state_file.edit(lambda data: data.update(faults=[
+        {"operation": "DeletePortalGroup", "hresult": "VDS_E_ASYNC_OBJECT_FAILURE", "phase": "wait"}]))
+    failed = run_module(vds_portal_groups, dict(simulator_args, state="deleted", config=[{"target": IQN2}]))
+    assert failed.failed and failed.result["changed"] is True
+    assert failed.result["msg"].startswith("Delete group 1 of %s: VDS_E_ASYNC_OBJECT_FAILURE (0x8004244E)" % IQN2)
+    assert failed.result["steps_done"] == [
+        {"action": "remove_portal", "target": IQN2, "tag": 1, "portal": "10.0.0.1:3260", "subsystem": "array-a"}]
+    assert failed.result["operations"] == NO_TROUBLE
+    assert failed.result["hresult_name"] == "VDS_E_ASYNC_OBJECT_FAILURE"
+
+
+def test_a_capped_provider_warns(run_module, state_file, simulator_args):
+    state_file.edit(lambda data: data["subsystems"][0].update(max_groups_per_target=2))
+    result = run_module(vds_portal_groups, dict(simulator_args, config=[
+        {"target": IQN1, "groups": [{"portals": ["10.0.0.6"]}]}])).result
+    assert warning_texts(result) == [
+        "the provider allows no more portal groups on %s: CreatePortalGroup answered VDS_S_ALREADY_EXISTS and "
+        "returned existing group 1, so config[0].groups[0] was applied to group 1" % IQN1]
+    assert state_file.groups(IQN1)[1] == ["10.0.0.1:3260", "10.0.0.2:3260", "10.0.0.6:3260"]
+
+
+def test_module_defaults_group_lists_the_module():
+    import pathlib
+
+    import yaml
+
+    runtime = pathlib.Path(vds_portal_groups.__file__).parents[2] / "meta" / "runtime.yml"
+    assert "vds_portal_groups" in yaml.safe_load(runtime.read_text(encoding="utf-8"))["action_groups"]["vds"]
