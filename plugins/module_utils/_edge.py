@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import typing as t
 
+from ansible.module_utils.basic import env_fallback, missing_required_lib
+
 from ansible_collections.storage.vds.plugins.module_utils._vds.engine import Engine
 from ansible_collections.storage.vds.plugins.module_utils._vds.errors import (
     BackendUnavailable,
@@ -23,10 +25,28 @@ BACKEND_ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
     "backend": {"type": "str", "required": True, "choices": ["simulator", "vds", "lio"]},
     "simulator_state": {"type": "path"},
     "wait_timeout": {"type": "int", "default": 300},
+    # backend vds: PowerShell Remoting to the Windows host (names follow Ansible's psrp connection)
+    "vds_host": {"type": "str", "fallback": (env_fallback, ["VDS_HOST"])},
+    "vds_port": {"type": "int"},
+    "vds_username": {"type": "str", "fallback": (env_fallback, ["VDS_USERNAME"])},
+    "vds_password": {"type": "str", "no_log": True, "fallback": (env_fallback, ["VDS_PASSWORD"])},
+    "vds_auth": {"type": "str", "default": "negotiate",
+                 "choices": ["negotiate", "kerberos", "ntlm", "credssp", "certificate", "basic"]},
+    "vds_ssl": {"type": "bool", "default": True},
+    "vds_cert_validation": {"type": "bool", "default": True},
+    "vds_ca_cert": {"type": "path"},
+    "vds_certificate_pem": {"type": "path"},
+    "vds_certificate_key_pem": {"type": "path", "no_log": False},
+    "vds_connection_timeout": {"type": "int", "default": 30},
+    # backend lio: the Linux kernel target of the host the module runs on
+    "lio_save_config": {"type": "bool", "default": True},
+    "lio_save_file": {"type": "path"},
 }
 
 BACKEND_REQUIRED_IF: list[tuple[str, str, list[str]]] = [
     ("backend", "simulator", ["simulator_state"]),
+    ("backend", "vds", ["vds_host"]),
+    ("vds_auth", "certificate", ["vds_certificate_pem", "vds_certificate_key_pem"]),
 ]
 
 
@@ -45,8 +65,21 @@ def select_backend(params: t.Mapping[str, t.Any]) -> Backend:
         from ansible_collections.storage.vds.plugins.module_utils._backends.simulator import SimulatorBackend
 
         return SimulatorBackend(params["simulator_state"])
-    raise BackendUnavailable("backend=%s is not available in this release of storage.vds; use backend=simulator "
-                             "(the %s backend is planned)" % (name, name))
+    if name == "vds":
+        # Imported here: pypsrp is needed by this backend only, and only where the module runs.
+        from ansible_collections.storage.vds.plugins.module_utils._backends import vds
+
+        if vds.PYPSRP_IMPORT_ERROR is not None:
+            raise BackendUnavailable(missing_required_lib("pypsrp", reason="for backend=vds"),
+                                     exception=vds.PYPSRP_IMPORT_ERROR)
+        return vds.VdsBackend(vds.Connection.from_params(params))
+    # backend=lio. Imported here: rtslib-fb is needed by this backend only, on the Linux target host.
+    from ansible_collections.storage.vds.plugins.module_utils._backends import lio
+
+    if lio.RTSLIB_IMPORT_ERROR is not None:
+        raise BackendUnavailable(missing_required_lib("rtslib-fb", reason="for backend=lio"),
+                                 exception=lio.RTSLIB_IMPORT_ERROR)
+    return lio.LioBackend(save_config=params["lio_save_config"], save_file=params["lio_save_file"])
 
 
 def run_module(module: AnsibleModule, task: t.Callable[[Engine, t.Mapping[str, t.Any]], dict[str, t.Any]]) -> None:
@@ -56,7 +89,21 @@ def run_module(module: AnsibleModule, task: t.Callable[[Engine, t.Mapping[str, t
         if params["wait_timeout"] < 1:
             raise ValidationError("wait_timeout %r must be at least 1 second" % params["wait_timeout"])
         with select_backend(params) as backend:
-            result = task(Engine(backend, params["wait_timeout"], check_mode=module.check_mode), params)
+            try:
+                result = task(Engine(backend, params["wait_timeout"], check_mode=module.check_mode), params)
+            except VdsError as error:
+                # Steps done before a failure are kept by the provider too (LIO saves them).
+                try:
+                    error.details.update(backend.finish())
+                except VdsError as also:
+                    error.amend(str(also))
+                raise
+            try:
+                result.update(backend.finish())
+            except VdsError as error:
+                # The change took effect but could not be kept: fail, saying what was done.
+                error.details.setdefault("steps_done", result.get("steps", []))
+                raise
     except VdsError as error:
         # A failure after some steps took effect has changed the provider: say so.
         module.fail_json(msg=str(error), changed=bool(error.details.get("steps_done")), **error.details)

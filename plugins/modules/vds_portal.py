@@ -127,6 +127,18 @@ operations:
   returned: always
   type: dict
   sample: {retries: 0, recoveries: 0, rereads: 0, rollbacks: 0}
+saved:
+  description:
+    - With O(backend=lio), whether the run saved the kernel target's configuration (O(lio_save_config)); it
+      saves only after a change.
+  returned: when O(backend=lio)
+  type: bool
+  sample: true
+save_file:
+  description: The file the configuration was saved to.
+  returned: when O(backend=lio) and RV(saved) is true
+  type: str
+  sample: /etc/rtslib-fb-target/saveconfig.json
 diff:
   description: Every group of the target with its portals, and the portal's status, before and after.
   returned: always

@@ -49,6 +49,8 @@ options:
       - Tag of the portal group, 1 to 65535.
       - VDS providers assign tags themselves, so a tag that does not exist yet cannot be created. The module then
         fails and says so instead of creating a group under another tag. Omit O(tag) to let the provider choose.
+      - With O(backend=lio) a new group (TPG) gets the declared tag; without O(tag), and when no group holds any
+        of O(portals), it gets the lowest free tag.
     type: int
   portals:
     description:
@@ -150,6 +152,18 @@ operations:
   returned: always
   type: dict
   sample: {retries: 0, recoveries: 0, rereads: 0, rollbacks: 0}
+saved:
+  description:
+    - With O(backend=lio), whether the run saved the kernel target's configuration (O(lio_save_config)); it
+      saves only after a change.
+  returned: when O(backend=lio)
+  type: bool
+  sample: true
+save_file:
+  description: The file the configuration was saved to.
+  returned: when O(backend=lio) and RV(saved) is true
+  type: str
+  sample: /etc/rtslib-fb-target/saveconfig.json
 diff:
   description: Every group of the target with its portals, before and after.
   returned: always

@@ -14,7 +14,10 @@ import abc
 import dataclasses
 import typing as t
 
-from ansible_collections.storage.vds.plugins.module_utils._vds.model import Snapshot
+from ansible_collections.storage.vds.plugins.module_utils._vds.model import Snapshot, Subsystem, Target
+
+if t.TYPE_CHECKING:  # pragma: no cover
+    from ansible_collections.storage.vds.plugins.module_utils._vds.plan import Step
 
 
 @dataclasses.dataclass
@@ -90,6 +93,16 @@ class Backend(abc.ABC):
     def recover_cache(self, subsystem: str | None) -> None:
         """IVdsHwProvider::Reenumerate then Refresh of the provider owning ``subsystem`` (a name;
         None: every provider), after VDS_E_PROVIDER_CACHE_CORRUPT."""
+
+    def review(self, subsystem: Subsystem, target: Target, steps: t.Sequence[Step]) -> None:
+        """Refuse, before anything changes, a plan this provider is known to reject (raise a VdsError).
+
+        Called with every plan, in check mode too, so that check mode predicts the real run.
+        """
+
+    def finish(self) -> dict[str, t.Any]:
+        """After the task's work, successful or not: persist what the provider needs; extra result keys."""
+        return {}
 
     def close(self) -> None:
         """Release what the backend holds (sessions, handles, locks)."""

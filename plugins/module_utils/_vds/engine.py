@@ -129,6 +129,7 @@ class Engine:
         snapshot = self.read(subsystem_name)
         subsystem, target = snapshot.locate_target(iqn, subsystem_name)
         plan = planner(subsystem, target)
+        self.backend.review(subsystem, target, plan.steps)
         before = membership_of(target)
         if self.check_mode or not plan.steps:
             return Outcome(iqn, plan, [step.as_dict() for step in plan.steps], before,
@@ -150,6 +151,7 @@ class Engine:
                     snapshot = self.read(subsystem.name)
                     subsystem, target = snapshot.locate_target(iqn, subsystem.name)
                     plan = planner(subsystem, target)
+                    self.backend.review(subsystem, target, plan.steps)
                 except VdsError as error:
                     raise self._failed(error, done_earlier)
                 base = membership_of(target)

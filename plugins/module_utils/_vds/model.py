@@ -27,6 +27,8 @@ _EUI = re.compile(r"^eui\.[0-9a-f]{16}$")
 _NAA = re.compile(r"^naa\.([0-9a-f]{16}|[0-9a-f]{32})$")
 _MAX_ISCSI_NAME = 223
 
+IPNetwork = t.Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+
 
 def normalize_iqn(text: t.Any) -> str:
     """Validate an iSCSI name (iqn., eui., naa.) and return it in its canonical lower case."""
@@ -173,11 +175,17 @@ class Subsystem:
     name: str
     portals: t.Tuple[Portal, ...] = ()
     targets: t.Tuple[Target, ...] = ()
+    #: Providers whose portals are not a fixed list (LIO: any port of an address the host can bind) name
+    #: the networks whose every address and port is a portal; VDS providers list their portals instead.
+    portal_networks: t.Tuple[IPNetwork, ...] = ()
 
     def portal(self, address: PortalAddress) -> Portal | None:
         for portal in self.portals:
             if portal.address == address:
                 return portal
+        ip = ipaddress.ip_address(address.ip)
+        if any(ip in network for network in self.portal_networks):
+            return Portal(str(address), address)
         return None
 
     def target(self, iqn: str) -> Target | None:
@@ -219,6 +227,12 @@ def unknown_portals(subsystem: Subsystem, addresses: t.Iterable[PortalAddress]) 
 
 def require_known_portals(subsystem: Subsystem, addresses: t.Iterable[PortalAddress]) -> None:
     missing = unknown_portals(subsystem, addresses)
+    if missing and subsystem.portal_networks:
+        networks = ", ".join(str(network) if network.num_addresses > 1 else str(network.network_address)
+                             for network in subsystem.portal_networks)
+        raise NotFoundError("portal %s: no interface of %s has that address, so it cannot listen there (portals "
+                            "may use any port of the host's addresses: %s)" % (", ".join(missing), subsystem.name,
+                                                                               networks))
     if missing:
         known = ", ".join(str(p.address) for p in sorted(subsystem.portals, key=lambda p: p.address)) or "(none)"
         raise NotFoundError("portal %s is not a portal of subsystem %s (portals belong to the subsystem; "

@@ -133,10 +133,12 @@ def test_unknown_names_fail_before_any_change(run_module, state_file, simulator_
     assert state_file.provider() == before and state_file.mutating_calls() == {}
 
 
-@pytest.mark.parametrize("backend", ["vds", "lio"])
-def test_backends_not_in_this_release_fail_clearly(run_module, backend):
-    run = run_module(vds_portal, {"backend": backend, "target": IQN1, "portal": "10.0.0.1", "tag": 1})
-    assert run.failed and "backend=%s is not available" % backend in run.result["msg"]
+def test_lio_without_rtslib_fails_with_the_missing_library(run_module, monkeypatch):
+    from ansible_collections.storage.vds.plugins.module_utils._backends import lio
+
+    monkeypatch.setattr(lio, "RTSLIB_IMPORT_ERROR", "ModuleNotFoundError: No module named 'rtslib_fb'")
+    run = run_module(vds_portal, {"backend": "lio", "target": IQN1, "portal": "10.0.0.1", "tag": 1})
+    assert run.failed and "Failed to import the required Python library (rtslib-fb)" in run.result["msg"]
 
 
 def test_simulator_needs_its_state_file(run_module):

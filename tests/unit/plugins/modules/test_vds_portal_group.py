@@ -193,13 +193,15 @@ def test_unknown_names_fail_before_any_change(run_module, state_file, simulator_
     assert state_file.mutating_calls() == {}
 
 
-@pytest.mark.parametrize("backend", ["vds", "lio"])
-def test_backends_not_in_this_release_fail_clearly(run_module, state_file, backend):
+def test_lio_without_rtslib_fails_with_the_missing_library(run_module, state_file, monkeypatch):
+    from ansible_collections.storage.vds.plugins.module_utils._backends import lio
+
+    monkeypatch.setattr(lio, "RTSLIB_IMPORT_ERROR", "ModuleNotFoundError: No module named 'rtslib_fb'")
     before = state_file.raw()
-    run = run_module(vds_portal_group, {"backend": backend, "target": IQN1, "tag": 1, "portals": ["10.0.0.4"]})
+    run = run_module(vds_portal_group, {"backend": "lio", "target": IQN1, "tag": 1, "portals": ["10.0.0.4"]})
     assert run.failed
-    assert run.result["msg"].startswith("backend=%s is not available in this release of storage.vds" % backend)
-    assert "backend=simulator" in run.result["msg"]
+    assert "Failed to import the required Python library (rtslib-fb)" in run.result["msg"]
+    assert "for backend=lio" in run.result["msg"]
     assert state_file.raw() == before
 
 

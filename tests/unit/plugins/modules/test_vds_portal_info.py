@@ -92,11 +92,14 @@ def test_a_broken_state_file_fails_naming_the_place(run_module, state_file, simu
 
 
 @pytest.mark.parametrize("args, fragment", [
-    ({"backend": "vds"}, "backend=vds is not available"),
-    ({"backend": "lio"}, "backend=lio is not available"),
+    ({"backend": "vds"}, "backend is vds but all of the following are missing: vds_host"),
+    ({"backend": "lio"}, "Failed to import the required Python library (rtslib-fb)"),
     ({"backend": "simulator"}, "simulator_state"),
     ({"backend": "simulator", "simulator_state": "/nonexistent/dir/state.json"}, "/nonexistent/dir/state.json"),
 ])
-def test_backend_choice(run_module, args, fragment):
+def test_backend_choice(run_module, monkeypatch, args, fragment):
+    from ansible_collections.storage.vds.plugins.module_utils._backends import lio
+
+    monkeypatch.setattr(lio, "RTSLIB_IMPORT_ERROR", "ModuleNotFoundError: No module named 'rtslib_fb'")
     run = run_module(vds_portal_info, args)
     assert run.failed and fragment in run.result["msg"]
