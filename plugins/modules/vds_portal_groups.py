@@ -75,6 +75,8 @@ options:
               - Tag of the portal group, 1 to 65535.
               - VDS providers assign the tags of new groups themselves, so a tag that does not exist cannot be
                 created; the module then fails and says so. Omit the tag for a new group.
+              - With O(backend=lio) a new group (TPG) gets the declared tag; a new group declared without a tag
+                gets the lowest tag neither in use nor declared.
             type: int
           portals:
             description:
@@ -106,7 +108,8 @@ options:
       - V(gathered) returns the current groups in RV(gathered), in the shape of O(config), and changes
         nothing.
       - V(rendered) plans O(config) against O(running_config) as O(render_as) says, offline, and returns the
-        steps in RV(rendered). The provider is never contacted; the backend options are still validated.
+        steps in RV(rendered). The provider is never contacted, and nothing is read or saved; the backend
+        options are still validated (O(backend) stays required).
     type: str
     choices: [merged, replaced, overridden, deleted, gathered, rendered]
     default: merged
@@ -114,8 +117,9 @@ options:
     description:
       - With O(state=rendered), the current groups to plan against, in the shape RV(gathered) returns. A
         declared target it does not list is taken to have no groups.
-      - Offline the portals of the subsystem are not known, so every portal is taken to exist, and the
-        provider is taken to assign the tags of new groups, as VDS providers do.
+      - Offline the portals of the subsystem are not known, so every portal is taken to exist. New groups
+        are planned as the provider of O(backend) makes them; with V(simulator) and V(vds) the provider
+        assigns their tags, with V(lio) a declared tag is created.
       - Only valid with O(state=rendered).
     type: list
     elements: dict
@@ -294,13 +298,27 @@ steps_done:
   returned: failure
   type: list
   elements: dict
+saved:
+  description:
+    - With O(backend=lio), whether the run saved the kernel target's configuration (O(lio_save_config)); it
+      saves only after a change.
+  returned: when O(backend=lio) and O(state) is not V(rendered)
+  type: bool
+  sample: true
+save_file:
+  description: The file the configuration was saved to.
+  returned: when O(backend=lio) and RV(saved) is true
+  type: str
+  sample: /etc/rtslib-fb-target/saveconfig.json
 diff:
   description: One entry per declared target, its C(before) and C(after) as in RV(before) and RV(after), with
     headers naming the target and its subsystem.
-  returned: when O(state) is V(merged), V(replaced), V(overridden) or V(deleted)
+  returned: in diff mode, when O(state) is V(merged), V(replaced), V(overridden) or V(deleted)
   type: list
   elements: dict
 """
+
+import functools
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -349,11 +367,11 @@ def main() -> None:
         supports_check_mode=True,
     )
     if module.params["state"] != RENDERED:
-        run_module(module, resource)
+        run_module(module, functools.partial(resource, diff=module._diff))
         return
-    # Offline: the backend is neither built nor contacted.
+    # Offline: the backend is neither built nor contacted. LIO creates a group under the tag asked for.
     try:
-        result = render(module.params)
+        result = render(module.params, assigns_tags=module.params["backend"] != "lio")
     except VdsError as error:
         module.fail_json(msg=str(error), **error.details)
     module.exit_json(**result)

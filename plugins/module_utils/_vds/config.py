@@ -402,7 +402,7 @@ class _Run:
         self.engine.backend.review(subsystem, target, plan.steps)
         return plan
 
-    def result(self) -> Result:
+    def result(self, diff: bool) -> Result:
         if self.engine.check_mode or not any(plan.steps for plan in self.plans):
             views = [(plan, [_step_view(step, plan.subsystem.name) for step in plan.steps], plan.after)
                      for plan in self.plans]
@@ -411,11 +411,14 @@ class _Run:
         before = [target_view(plan.target.iqn, plan.subsystem.name, plan.before) for plan, _steps, _after in views]
         after = [target_view(plan.target.iqn, plan.subsystem.name, membership) for plan, _steps, membership in views]
         steps = [step for _plan, target_steps, _after in views for step in target_steps]
-        # One diff per target, each a mapping as Ansible's diff display expects.
-        diff = [{"before": old, "after": new, "before_header": _header(old), "after_header": _header(new)}
-                for old, new in zip(before, after)]
-        return {"changed": bool(steps), "before": before, "after": after, "steps": steps, "diff": diff,
-                "operations": self.engine.stats.as_dict(), "warnings": self.warnings}
+        result = {"changed": bool(steps), "before": before, "after": after, "steps": steps,
+                  "operations": self.engine.stats.as_dict(), "warnings": self.warnings}
+        if diff:
+            # One diff per target, each a mapping as Ansible's diff display expects. Only when asked for:
+            # it repeats before and after, and a fleet pays for every byte of every result.
+            result["diff"] = [{"before": old, "after": new, "before_header": _header(old), "after_header": _header(new)}
+                              for old, new in zip(before, after)]
+        return result
 
     def _execute(self) -> t.List[t.Tuple[TargetPlan, t.List[dict[str, t.Any]], Membership]]:
         fresh: dict[str, Subsystem] = {}
@@ -537,15 +540,16 @@ def _keep_created(spec: TargetSpec, plan: TargetPlan, done: t.Sequence[Step], ta
 # --- what the module does with its parameters ----------------------------------------------------
 
 
-def resource(engine: Engine, params: Params) -> Result:
-    """``vds_portal_groups`` with every state but ``rendered``: read once, plan, execute, report."""
+def resource(engine: Engine, params: Params, diff: bool = False) -> Result:
+    """``vds_portal_groups`` with every state but ``rendered``: read once, plan, execute, report (with
+    ``diff``: the diff too)."""
     state = params["state"]
     if params.get("running_config") is not None:
         raise ValidationError("running_config is used only with state=rendered")
     specs = parse_config(params.get("config"), state)
     if state == GATHERED:
         return {"changed": False, "gathered": gather(engine, specs), "operations": engine.stats.as_dict()}
-    return _Run(engine, specs, state).result()
+    return _Run(engine, specs, state).result(diff)
 
 
 def gather(engine: Engine, specs: t.Sequence[TargetSpec]) -> t.List[dict[str, t.Any]]:
@@ -559,8 +563,9 @@ def gather(engine: Engine, specs: t.Sequence[TargetSpec]) -> t.List[dict[str, t.
     return [target_view(target.iqn, subsystem.name, target.membership()) for subsystem, target in pairs]
 
 
-def render(params: Params) -> Result:
-    """``state=rendered``: plan ``config`` against ``running_config`` offline; no provider is contacted."""
+def render(params: Params, assigns_tags: bool = True) -> Result:
+    """``state=rendered``: plan ``config`` against ``running_config`` offline; no provider is contacted.
+    ``assigns_tags``: whether the provider the plan is for assigns the tags of new groups (VDS does)."""
     mode = params.get("render_as") or MERGED
     specs = parse_config(params.get("config"), RENDERED)
     snapshot = parse_running_config(params.get("running_config"))
@@ -575,8 +580,7 @@ def render(params: Params) -> Result:
             raise ValidationError("%s and %s both declare target %s: declare each target once"
                                   % (seen[key], spec.where, target.iqn))
         seen[key] = spec.where
-        # Offline the provider is taken to be a VDS provider, which assigns the tags of new groups.
-        plans.append(plan_target(subsystem, target, spec, mode, True, index, offline=True))
+        plans.append(plan_target(subsystem, target, spec, mode, assigns_tags, index, offline=True))
     steps = [_step_view(step, plan.subsystem.name) for plan in plans for step in plan.steps]
     return {"changed": False, "rendered": steps, "steps": steps,
             "before": [target_view(plan.target.iqn, plan.subsystem.name, plan.before) for plan in plans],

@@ -42,7 +42,7 @@ def test_every_target_of_every_subsystem_from_one_read(engine_on, state_file):
     checked = config.resource(engine_on(check_mode=True), declared)
     assert state_file.calls() == {"Snapshot": 2}  # two subsystems, read once each
     assert checked["changed"] is True
-    real = config.resource(engine_on(), declared)
+    real = config.resource(engine_on(), declared, diff=True)
     assert state_file.calls()["Snapshot"] == 4
     # the real run took the planned steps; only the tags of the new groups were unknown before
     new_groups = {(IQN1, 3), (IQN3, 1)}
@@ -64,7 +64,7 @@ def test_every_target_of_every_subsystem_from_one_read(engine_on, state_file):
         "%s on subsystem array-a" % IQN1, "%s on subsystem array-a" % IQN2, "%s on subsystem array-b" % IQN3]
 
     again = config.resource(engine_on(), declared)
-    assert again["changed"] is False and again["steps"] == []
+    assert again["changed"] is False and again["steps"] == [] and "diff" not in again
     assert again["before"] == again["after"] == real["after"]
     assert state_file.mutating_calls() == mutating
     assert state_file.calls()["Snapshot"] == 6

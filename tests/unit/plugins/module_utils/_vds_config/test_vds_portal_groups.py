@@ -68,6 +68,7 @@ def test_check_real_check_real(run_module, state_file, simulator_args, state, de
     assert again.result["changed"] is False and again.result["steps"] == []
     final_run = run_module(vds_portal_groups, args)
     assert final_run.result["changed"] is False and final_run.result["steps"] == []
+    assert "diff" not in final_run.result  # only in diff mode
     assert final_run.result["before"] == final_run.result["after"] == real.result["after"]
     assert state_file.mutating_calls() == mutations
     assert state_file.calls()["Snapshot"] == 4 * 2  # four executions, two subsystems each
@@ -174,3 +175,13 @@ def test_module_defaults_group_lists_the_module():
 
     runtime = pathlib.Path(vds_portal_groups.__file__).parents[2] / "meta" / "runtime.yml"
     assert "vds_portal_groups" in yaml.safe_load(runtime.read_text(encoding="utf-8"))["action_groups"]["vds"]
+
+
+def test_rendered_for_a_provider_that_takes_the_declared_tag(run_module):
+    args = {"backend": "lio", "state": "rendered", "config": [{"target": IQN1, "groups": [
+        {"tag": 5, "portals": ["10.0.0.1"]}, {"portals": ["10.0.0.2"]}]}]}
+    rendered = run_module(vds_portal_groups, args)
+    assert [(step["action"], step["tag"]) for step in rendered.result["rendered"]] == [
+        ("create_group", 5), ("add_portal", 5), ("create_group", 1), ("add_portal", 1)]
+    with_vds = run_module(vds_portal_groups, dict(args, backend="vds", vds_host="vds.invalid"))
+    assert with_vds.failed and "portal group with tag 5 does not exist" in with_vds.result["msg"]
