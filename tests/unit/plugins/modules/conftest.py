@@ -1,22 +1,17 @@
 # -*- coding: utf-8 -*-
 # SPDX-License-Identifier: GPL-3.0-or-later
 # Copyright (c) storage.vds contributors
-"""Running the real modules: the real AnsibleModule, arguments given with ``patch_module_args``,
-the result read back from the JSON the module prints, and a simulator state file per test."""
+"""A simulator state file per module test (the module runs through ``run_module`` of
+tests/unit/plugins/conftest.py)."""
 
 from __future__ import annotations
 
 import copy
 import json
 import pathlib
-import types
 import typing as t
 
 import pytest
-
-from ansible.module_utils import _internal as ansible_internal
-from ansible.module_utils.common import warnings as ansible_warnings
-from ansible.module_utils.testing import patch_module_args
 
 IQN1 = "iqn.1991-05.com.microsoft:array-a-t1"
 IQN2 = "iqn.1991-05.com.microsoft:array-a-t2"
@@ -44,11 +39,6 @@ STATE: dict[str, t.Any] = {
 
 #: Simulator call counters of operations that change something.
 MUTATING = ("AddPortal", "RemovePortal", "CreatePortalGroup", "DeletePortalGroup", "SetStatus")
-
-
-class ModuleRun(t.NamedTuple):
-    failed: bool
-    result: dict[str, t.Any]
 
 
 class StateFile:
@@ -101,36 +91,6 @@ class StateFile:
 @pytest.fixture
 def state_file(tmp_path: pathlib.Path) -> StateFile:
     return StateFile(tmp_path / "array-a.json").write(copy.deepcopy(STATE))
-
-
-@pytest.fixture
-def run_module(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> t.Callable[..., ModuleRun]:
-    """Run a module's ``main()`` with ``args`` as the controller would pass them; return its result."""
-
-    def run(module: types.ModuleType, args: dict[str, t.Any], check_mode: bool = False,
-            diff: bool = False) -> ModuleRun:
-        # A module runs in its own process, where ansible's controller code is not loaded; pytest
-        # plugins (pytest-ansible, ansible-test's collection loader) load it here, which would send
-        # module.warn() to the controller's display instead of the result.
-        monkeypatch.setattr(ansible_internal, "is_controller", False)
-        # Warnings are process-global in AnsibleModule: start every run with none.
-        monkeypatch.setattr(ansible_warnings, "_global_warnings", {})
-        monkeypatch.setattr(ansible_warnings, "_global_deprecations", {})
-        arguments = dict(args)
-        arguments.update(_ansible_check_mode=check_mode, _ansible_diff=diff)
-        capsys.readouterr()
-        with patch_module_args(arguments):
-            with pytest.raises(SystemExit) as exited:
-                module.main()
-        output = capsys.readouterr().out
-        lines = [line for line in output.splitlines() if line.strip()]
-        assert lines, "the module printed no result"
-        result = json.loads(lines[-1])
-        failed = bool(result.get("failed"))
-        assert exited.value.code == (1 if failed else 0), (exited.value.code, result)
-        return ModuleRun(failed, result)
-
-    return run
 
 
 @pytest.fixture

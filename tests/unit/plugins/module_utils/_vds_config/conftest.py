@@ -1,22 +1,17 @@
 # -*- coding: utf-8 -*-
 # SPDX-License-Identifier: GPL-3.0-or-later
 # Copyright (c) storage.vds contributors
-"""Fixtures of the resource-module tests: simulator state files, engines on them, and the module run
-for real (AnsibleModule, arguments given with ``patch_module_args``)."""
+"""Fixtures of the resource-module tests: simulator state files and engines on them (the module runs
+through ``run_module`` of tests/unit/plugins/conftest.py)."""
 
 from __future__ import annotations
 
 import copy
 import json
 import pathlib
-import types
 import typing as t
 
 import pytest
-
-from ansible.module_utils import _internal as ansible_internal
-from ansible.module_utils.common import warnings as ansible_warnings
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.storage.vds.plugins.module_utils._backends.simulator import SimulatorBackend
 from ansible_collections.storage.vds.plugins.module_utils._vds.engine import Engine
@@ -106,37 +101,6 @@ def engine_on(state_file: StateFile) -> t.Callable[..., Engine]:
                       retry=RetryPolicy(attempts=3, initial=0.0))
 
     return factory
-
-
-class ModuleRun(t.NamedTuple):
-    failed: bool
-    result: dict[str, t.Any]
-
-
-@pytest.fixture
-def run_module(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> t.Callable[..., ModuleRun]:
-    """Run a module's ``main()`` with ``args`` as the controller would pass them; return its result."""
-
-    def run(module: types.ModuleType, args: dict[str, t.Any], check_mode: bool = False,
-            diff: bool = False) -> ModuleRun:
-        # A module runs in its own process, without the controller's code: keep warnings in the result.
-        monkeypatch.setattr(ansible_internal, "is_controller", False)
-        monkeypatch.setattr(ansible_warnings, "_global_warnings", {})
-        monkeypatch.setattr(ansible_warnings, "_global_deprecations", {})
-        arguments = dict(args)
-        arguments.update(_ansible_check_mode=check_mode, _ansible_diff=diff)
-        capsys.readouterr()
-        with patch_module_args(arguments):
-            with pytest.raises(SystemExit) as exited:
-                module.main()
-        lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
-        assert lines, "the module printed no result"
-        result = json.loads(lines[-1])
-        failed = bool(result.get("failed"))
-        assert exited.value.code == (1 if failed else 0), (exited.value.code, result)
-        return ModuleRun(failed, result)
-
-    return run
 
 
 @pytest.fixture

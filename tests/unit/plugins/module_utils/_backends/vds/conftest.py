@@ -13,10 +13,6 @@ import typing as t
 
 import pytest
 
-from ansible.module_utils import _internal as ansible_internal
-from ansible.module_utils.common import warnings as ansible_warnings
-from ansible.module_utils.testing import patch_module_args
-
 from ansible_collections.storage.vds.plugins.module_utils._backends import vds
 from ansible_collections.storage.vds.tests.fakes import pypsrp as fake_pypsrp
 
@@ -42,13 +38,6 @@ STATE: dict[str, t.Any] = {
     "latency_ms": 0,
     "faults": [],
 }
-
-
-class ModuleRun(t.NamedTuple):
-    failed: bool
-    result: dict[str, t.Any]
-    output: str          # everything the module printed
-    log: list[str]       # everything it logged (syslog/journal)
 
 
 @pytest.fixture
@@ -86,35 +75,3 @@ def vds_args(state_path: pathlib.Path) -> dict[str, t.Any]:
 
 def invocations(journal: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
     return [entry for entry in journal if entry["event"] == "invoke"]
-
-
-@pytest.fixture
-def run_module(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> t.Callable[..., ModuleRun]:
-    """Run a module's ``main()`` as the controller would; return its result, output and log lines."""
-
-    def run(module: types.ModuleType, args: dict[str, t.Any], check_mode: bool = False,
-            diff: bool = False) -> ModuleRun:
-        from ansible.module_utils import basic
-
-        # A module runs in its own process, where the controller's code is not loaded.
-        monkeypatch.setattr(ansible_internal, "is_controller", False)
-        monkeypatch.setattr(ansible_warnings, "_global_warnings", {})
-        monkeypatch.setattr(ansible_warnings, "_global_deprecations", {})
-        log: list[str] = []
-        monkeypatch.setattr(basic.AnsibleModule, "log", lambda self, msg, log_args=None: log.append(
-            "%s %s" % (msg, json.dumps(log_args, default=str))))
-        arguments = dict(args)
-        arguments.update(_ansible_check_mode=check_mode, _ansible_diff=diff)
-        capsys.readouterr()
-        with patch_module_args(arguments):
-            with pytest.raises(SystemExit) as exited:
-                module.main()
-        captured = capsys.readouterr()
-        lines = [line for line in captured.out.splitlines() if line.strip()]
-        assert lines, "the module printed no result"
-        result = json.loads(lines[-1])
-        failed = bool(result.get("failed"))
-        assert exited.value.code == (1 if failed else 0), (exited.value.code, result)
-        return ModuleRun(failed, result, captured.out + captured.err, log)
-
-    return run
