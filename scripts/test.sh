@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-3.0-or-later
 #
-# Sets up .venv and the collection copy (scripts/_env.sh), then runs every test
-# stage in order, stopping at the first failure.
+# Sets up what the tests need (the system packages of the selected stages, installed
+# with apt when run as root, see scripts/_system.sh; .venv and the collection copy,
+# scripts/_env.sh), then runs every test stage in order, stopping at the first failure.
 #
 #   scripts/test.sh                         every stage but vm
 #   scripts/test.sh units sanity            only these stages (still in the order below)
@@ -178,6 +179,9 @@ on_exit() {
 trap on_exit EXIT
 
 start=$(now_ms)
+# shellcheck source=scripts/_system.sh
+source "$(dirname "${BASH_SOURCE[0]}")/_system.sh"
+vds_system_setup "${stages[@]}"
 # shellcheck source=scripts/_env.sh
 source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 setup_done=1
