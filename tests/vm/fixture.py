@@ -1,10 +1,13 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""What the guest's playbooks cannot do with the collection itself: set up the targets, look at the
+"""What the guest's playbook cannot do with the collection itself: set up the targets, look at the
 kernel's state without the collection's code, and restore a saved configuration.
 
     fixture.py setup              the targets (creating targets is outside the collection's scope)
-    fixture.py check EXPECTED     configfs and discovery hold exactly EXPECTED (JSON, see check())
-    fixture.py restore            clear the running configuration, restore the saved one, compare
+    fixture.py check EXPECTED     configfs, discovery and TCP listeners are exactly EXPECTED (see check())
+    fixture.py restore EXPECTED   clear the kernel's configuration, 'targetctl restore' the saved file,
+                                  then the same comparison as check
+
+Each command prints what it observed as JSON on stdout; a difference is a line on stderr and exit status 1.
 """
 import ipaddress
 import json
@@ -13,22 +16,23 @@ import socket
 import subprocess
 import sys
 
-import rtslib_fb
-
 ISCSI = "/sys/kernel/config/target/iscsi"
 ANCHOR = "iqn.2003-01.org.example.vds:anchor"
 # The anchor target's portal is where discovery asks; it is no test target's business.
 DISCOVERY = ("127.0.0.1", 3999)
 TARGETS = ("iqn.2003-01.org.example.vds:t1", "iqn.2003-01.org.example.vds:t2")
-
-
-def discoverable(tpg):
-    tpg.set_attribute("authentication", "0")
-    tpg.set_attribute("generate_node_acls", "1")
-    tpg.enable = True
+# Where the collection saves by default, and where targetctl restores from at boot, on Debian.
+SAVE_FILE = "/etc/rtslib-fb-target/saveconfig.json"
 
 
 def setup():
+    import rtslib_fb  # only here: its import costs a second under emulation, and check needs none of it
+
+    def discoverable(tpg):
+        tpg.set_attribute("authentication", "0")
+        tpg.set_attribute("generate_node_acls", "1")
+        tpg.enable = True
+
     fabric = rtslib_fb.FabricModule("iscsi")
     anchor = rtslib_fb.TPG(rtslib_fb.Target(fabric, ANCHOR, mode="create"), 1, mode="create")
     rtslib_fb.NetworkPortal(anchor, DISCOVERY[0], DISCOVERY[1], mode="create")
@@ -37,64 +41,71 @@ def setup():
     first = rtslib_fb.TPG(rtslib_fb.Target(fabric, TARGETS[0], mode="create"), 1, mode="create")
     rtslib_fb.NetworkPortal(first, "0.0.0.0", 3260, mode="create")
     discoverable(first)
+    # t2 without any TPG.
     rtslib_fb.Target(fabric, TARGETS[1], mode="create")
 
 
-def normal(text):
+def split(portal):
+    host, port = portal.rsplit(":", 1)
+    return ipaddress.ip_address(host.strip("[]")), int(port)
+
+
+def normal(portal):
     """``ip:port`` / ``[ip]:port`` as the collection writes it."""
-    host, port = text.rsplit(":", 1)
-    ip = ipaddress.ip_address(host.strip("[]"))
-    return ("[%s]:%s" if ip.version == 6 else "%s:%s") % (ip, port)
+    ip, port = split(portal)
+    return ("[%s]:%d" if ip.version == 6 else "%s:%d") % (ip, port)
 
 
 def configfs(iqn):
-    """tag -> (enabled, sorted portals), read straight from configfs."""
+    """tag -> {"enabled": bool, "portals": sorted portals}, read straight from configfs."""
     found = {}
     base = os.path.join(ISCSI, iqn)
     for entry in sorted(os.listdir(base)) if os.path.isdir(base) else []:
         if entry.startswith("tpgt_"):
             with open(os.path.join(base, entry, "enable")) as enable:
                 enabled = enable.read().strip() == "1"
-            found[int(entry[5:])] = (enabled, sorted(normal(np) for np in os.listdir(os.path.join(base, entry, "np"))))
+            portals = sorted(normal(np) for np in os.listdir(os.path.join(base, entry, "np")))
+            found[entry[5:]] = {"enabled": enabled, "portals": portals}
     return found
 
 
 def discovery():
-    """iqn -> sorted 'portal,tag' entries that SendTargets returns."""
-    output = subprocess.run(
+    """iqn -> sorted 'portal,tag' entries that open-iscsi's SendTargets discovery returns."""
+    run = subprocess.run(
         ["iscsiadm", "-m", "discovery", "-t", "sendtargets", "-p", "%s:%d" % DISCOVERY, "-o", "nonpersistent"],
-        check=True, capture_output=True, text=True, timeout=60).stdout
+        capture_output=True, text=True, timeout=60, check=False)
+    if run.returncode != 0:
+        raise SystemExit("SendTargets discovery at %s:%d failed (iscsiadm exit status %d): %s"
+                         % (DISCOVERY + (run.returncode, run.stderr.strip())))
     found = {}
-    for line in output.splitlines():
+    for line in run.stdout.splitlines():
         address, iqn = line.split()
         portal, tag = address.rsplit(",", 1)
         found.setdefault(iqn, []).append("%s,%s" % (normal(portal), tag))
-    return {iqn: sorted(entries) for iqn, entries in found.items()}
+    return {iqn: sorted(entries) for iqn, entries in found.items() if iqn in TARGETS}
 
 
 def accepts(portal):
-    host, port = portal.rsplit(":", 1)
-    ip = host.strip("[]")
-    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
+    """Whether something accepts TCP connections there (a refused connect fails at once, locally)."""
+    ip, port = split(portal)
+    with socket.socket(socket.AF_INET6 if ip.version == 6 else socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.settimeout(5)
         try:
-            probe.connect((ip, int(port)))
+            probe.connect((str(ip), port))
         except ConnectionRefusedError:
             return False
     return True
 
 
 def expected_discovery(groups):
-    """Each enabled TPG's portals. The kernel announces a wildcard portal at the address and port of
-    the discovery session's own connection (the anchor's portal here), not at the wildcard's port."""
+    """Each TPG's portals. For a wildcard portal the kernel announces the address and port of the
+    discovery connection itself (the anchor's portal here), not the wildcard."""
     result = {}
     for iqn, tpgs in groups.items():
         entries = []
         for tag, portals in tpgs.items():
             for portal in portals:
-                ip = portal.rsplit(":", 1)[0]
-                if ipaddress.ip_address(ip.strip("[]")).is_unspecified:
+                if split(portal)[0].is_unspecified:
                     portal = "%s:%d" % DISCOVERY
                 entries.append("%s,%s" % (portal, tag))
         if entries:
@@ -102,48 +113,66 @@ def expected_discovery(groups):
     return result
 
 
-def check(expected_json):
-    """EXPECTED: {"groups": {iqn: {tag: [portal, ...]}}, "closed": [portal, ...]}. Every TPG listed is
-    enabled, holds exactly those portals, and no other TPG exists on those targets; discovery lists
-    exactly them; each specific portal accepts connections and each closed one refuses them."""
-    expected = json.loads(expected_json)
-    groups = {iqn: {int(tag): sorted(normal(p) for p in portals) for tag, portals in tpgs.items()}
-              for iqn, tpgs in expected["groups"].items()}
+def compare(expected):
+    """EXPECTED: {"groups": {iqn: {tag: [portal, ...]}}, "closed": [portal, ...]}. A test target not
+    listed must have no TPG. Every listed TPG is enabled and holds exactly its portals; discovery lists
+    exactly them; each specific portal accepts connections and each closed one refuses them.
+    Returns (observed, problems)."""
+    groups = {iqn: {} for iqn in TARGETS}
+    for iqn, tpgs in expected["groups"].items():
+        groups[iqn] = {str(tag): sorted(normal(p) for p in portals) for tag, portals in tpgs.items()}
     problems = []
+    observed = {"configfs": {}, "discovery": discovery(), "closed": {}}
     for iqn, tpgs in groups.items():
-        actual = configfs(iqn)
-        wanted = {tag: (True, portals) for tag, portals in tpgs.items()}
+        actual = observed["configfs"][iqn] = configfs(iqn)
+        wanted = {tag: {"enabled": True, "portals": portals} for tag, portals in tpgs.items()}
         if actual != wanted:
             problems.append("configfs of %s: expected %s, found %s" % (iqn, wanted, actual))
-    found = {iqn: entries for iqn, entries in discovery().items() if iqn in groups}
-    if found != expected_discovery(groups):
-        problems.append("discovery: expected %s, found %s" % (expected_discovery(groups), found))
-    for portals in (portals for tpgs in groups.values() for portals in tpgs.values()):
-        for portal in portals:
-            if not ipaddress.ip_address(portal.rsplit(":", 1)[0].strip("[]")).is_unspecified and not accepts(portal):
-                problems.append("%s refuses connections" % portal)
+    if observed["discovery"] != expected_discovery(groups):
+        problems.append("discovery: expected %s, found %s" % (expected_discovery(groups), observed["discovery"]))
+    for portal in sorted({p for tpgs in groups.values() for portals in tpgs.values() for p in portals}):
+        if not split(portal)[0].is_unspecified and not accepts(portal):
+            problems.append("%s is declared but refuses connections" % portal)
     for portal in expected.get("closed", []):
-        if accepts(normal(portal)):
-            problems.append("%s still accepts connections" % portal)
-    print(json.dumps({"configfs": {iqn: configfs(iqn) for iqn in groups}, "discovery": found}, sort_keys=True))
+        observed["closed"][portal] = not accepts(portal)
+        if not observed["closed"][portal]:
+            problems.append("%s was removed but still accepts connections" % portal)
+    return observed, problems
+
+
+def report(observed, problems):
+    print(json.dumps(observed, sort_keys=True))
     if problems:
         sys.exit("\n".join(problems))
 
 
-def restore():
-    """Clear the kernel's running configuration, restore the saved file, and compare discovery."""
+def check(expected_json):
+    report(*compare(json.loads(expected_json)))
+
+
+def targetctl(*args):
+    run = subprocess.run(("targetctl",) + args, capture_output=True, text=True, timeout=120, check=False)
+    # targetctl restore reports a missing file and each failed object on its output with exit status 0.
+    if run.returncode != 0 or run.stdout.strip() or run.stderr.strip():
+        sys.exit("targetctl %s: exit status %d, output: %s %s"
+                 % (" ".join(args), run.returncode, run.stdout.strip(), run.stderr.strip()))
+
+
+def restore(expected_json):
+    """The file the collection saved, restored into a cleared kernel, gives the same state and discovery."""
+    if not os.path.isfile(SAVE_FILE):
+        sys.exit("no saved configuration at %s" % SAVE_FILE)
     before = discovery()
-    root = rtslib_fb.RTSRoot()
-    root.clear_existing(confirm=True)
-    if os.listdir(ISCSI) and any(os.path.isdir(os.path.join(ISCSI, name, "tpgt_1")) for name in os.listdir(ISCSI)):
-        sys.exit("clear_existing left targets behind")
-    errors = root.restore_from_file(rtslib_fb.root.default_save_file)
-    if errors:
-        sys.exit("restore reported: %s" % errors)
-    after = discovery()
-    print(json.dumps({"before": before, "after": after}, sort_keys=True))
-    if before != after:
-        sys.exit("discovery differs after restoring the saved configuration")
+    targetctl("clear")
+    left = [name for name in os.listdir(ISCSI) if name.startswith(("iqn.", "eui.", "naa."))]
+    if left:
+        sys.exit("targetctl clear left targets behind: %s" % sorted(left))
+    targetctl("restore", SAVE_FILE)
+    observed, problems = compare(json.loads(expected_json))
+    observed["discovery_before_clear"] = before
+    if observed["discovery"] != before:
+        problems.append("discovery differs from what it was before the clear")
+    report(observed, problems)
 
 
 if __name__ == "__main__":

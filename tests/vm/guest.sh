@@ -48,10 +48,19 @@ setup() {
     echo "InitiatorName=iqn.2003-01.org.example.vds:initiator" >/etc/iscsi/initiatorname.iscsi
     iscsid -f >"$OUT/iscsid.log" 2>&1 &
 
-    # The targets the playbooks manage (creating targets is not the collection's job).
-    /usr/bin/python3 "$HERE/fixture.py" setup || return 1
     # A program outside LIO that holds 127.0.0.1:3290: the kernel refuses a portal there.
     /usr/bin/python3 -c 'import socket, time; s = socket.socket(); s.bind(("127.0.0.1", 3290)); s.listen(); time.sleep(3600)' &
+
+    # The targets the playbooks manage (creating targets is not the collection's job).
+    /usr/bin/python3 "$HERE/fixture.py" setup || return 1
+    # The refusal test needs that program listening: wait for it (10 s at most).
+    local tries
+    for ((tries = 0; tries < 100; tries++)); do
+        (: </dev/tcp/127.0.0.1/3290) 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "guest: the program holding 127.0.0.1:3290 did not start"
+    return 1
 }
 
 main() {
@@ -66,11 +75,7 @@ main() {
         return 1
     fi
     step "running the playbooks"
-    export ANSIBLE_COLLECTIONS_PATH=$ROOT/.build ANSIBLE_LOCAL_TEMP=/tmp/ansible-local ANSIBLE_REMOTE_TEMP=/tmp/ansible-remote
-    export ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0 ANSIBLE_STDOUT_CALLBACK=default ANSIBLE_CALLBACK_RESULT_FORMAT=yaml
-    export ANSIBLE_DISPLAY_SKIPPED_HOSTS=0 ANSIBLE_DEPRECATION_WARNINGS=0
-    # Fewer processes per task: under software emulation each one costs.
-    export ANSIBLE_PIPELINING=1
+    export ANSIBLE_CONFIG=$HERE/ansible.cfg ANSIBLE_COLLECTIONS_PATH=$ROOT/.build
     (cd "$HERE" && "$ROOT/.venv/bin/ansible-playbook" -i inventory.yml main.yml)
 }
 

@@ -188,6 +188,8 @@ class LioBackend(Backend):
         self._changed = False
         # (iqn, tag) -> LUNs and ACLs, from the last read: a group holding them is not deleted.
         self._contents: dict[Holder, t.Tuple[int, int]] = {}
+        # ip:port -> the groups listening there, as the plans reviewed since the last read leave it.
+        self._listening: dict[PortalAddress, t.Set[Holder]] | None = None
 
     # -- reading --
 
@@ -212,6 +214,7 @@ class LioBackend(Backend):
         fabric = self._fabric()
         networks = self._networks()
         self._contents = {}
+        self._listening = None
         targets: t.List[Target] = []
         members: t.Set[PortalAddress] = set()
         for lio_target in sorted(fabric.targets, key=lambda found: found.wwn):
@@ -233,12 +236,20 @@ class LioBackend(Backend):
     # -- planning --
 
     def review(self, subsystem: Subsystem, target: Target, steps: t.Sequence[Step]) -> None:
-        """Replay the plan over every portal of the host, refusing what the kernel would refuse."""
-        listening: dict[PortalAddress, t.Set[Holder]] = {}
-        for other in subsystem.targets:
-            for group in other.groups:
-                for address in group.portals:
-                    listening.setdefault(address, set()).add((other.iqn, group.tag))
+        """Replay the plan over every portal of the host, refusing what the kernel would refuse.
+
+        Listeners are host-wide, and the plans of one execution (one per target) run one after another
+        in the order they are reviewed, so each plan is replayed over the state the plans reviewed
+        before it leave: a port one target frees is free for the next, and two targets cannot both
+        take it. Reading the state again starts over from what was read.
+        """
+        if self._listening is None:
+            self._listening = {}
+            for other in subsystem.targets:
+                for group in other.groups:
+                    for address in group.portals:
+                        self._listening.setdefault(address, set()).add((other.iqn, group.tag))
+        listening = self._listening
         for step in steps:
             if step.action == SET_STATUS:
                 raise ValidationError("portal %s: the Linux kernel target has no portal status (online/offline); "

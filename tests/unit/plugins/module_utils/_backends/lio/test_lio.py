@@ -13,6 +13,7 @@ from ansible_collections.storage.vds.plugins.module_utils._backends import lio
 from ansible_collections.storage.vds.plugins.module_utils._vds import tasks
 from ansible_collections.storage.vds.plugins.module_utils._vds.engine import Engine
 from ansible_collections.storage.vds.plugins.module_utils._vds.errors import NotFoundError, ValidationError, VdsError
+from ansible_collections.storage.vds.plugins.module_utils._vds.plan import ADD_PORTAL, Step
 from ansible_collections.storage.vds.plugins.modules import vds_portal, vds_portal_group, vds_portal_info
 
 from .conftest import HOST, IQN1, IQN2
@@ -217,6 +218,18 @@ def test_a_wildcard_cannot_join_specific_listeners_on_its_port(backend, kernel):
     with pytest.raises(ValidationError, match=r"the wildcard portal 0\.0\.0\.0:3262 cannot be added .* "
                                               r"192\.0\.2\.10:3262 \(in group 1 of iqn\.2003-01\.org\.example:t2\)"):
         converge(backend, tag=2, portals=["0.0.0.0:3262"])
+
+
+def test_plans_reviewed_since_the_last_read_add_up_and_a_new_read_starts_over(backend):
+    (subsystem,) = backend.snapshot().subsystems
+    specific = [Step(ADD_PORTAL, IQN1, 2, lio.PortalAddress.parse("192.0.2.11:3266"))]
+    wildcard = [Step(ADD_PORTAL, IQN2, 1, lio.PortalAddress.parse("0.0.0.0:3266"))]
+    backend.review(subsystem, subsystem.target(IQN1), specific)
+    with pytest.raises(ValidationError, match=r"portal 192\.0\.2\.11:3266 \(in group 2 of iqn\.2003-01\.org\.example"
+                                              r":t1\) already listens on port 3266"):
+        backend.review(subsystem, subsystem.target(IQN2), wildcard)
+    (subsystem,) = backend.snapshot().subsystems  # nothing ran: the port is free again
+    backend.review(subsystem, subsystem.target(IQN2), wildcard)
 
 
 def test_ipv6_wildcard_is_dual_stack_and_ipv4_wildcard_is_not(backend):

@@ -59,3 +59,34 @@ def test_a_conflict_with_the_wildcard_fails_before_any_change(run_module, kernel
         {"target": IQN1, "groups": [{"tag": 2, "portals": ["192.0.2.10:3260"]}]}]})
     assert run.failed and not run.result["changed"] and kernel.mutations == 0 and kernel.saved == []
     assert "the wildcard portal 0.0.0.0:3260 (in group 1 of %s)" % IQN1 in run.result["msg"]
+
+
+def test_a_wildcard_removed_for_one_target_frees_its_port_for_the_next(run_module, kernel):
+    # t1's wildcard goes first (t1 is declared first, and targets run in the order declared), so t2 may
+    # then take a specific address on port 3260: planning replays the targets in that order
+    config = [{"target": IQN1, "groups": [{"tag": 1, "portals": ["192.0.2.11:3265"], "purge_portals": True}]},
+              {"target": IQN2, "groups": [{"tag": 1, "portals": ["127.0.0.1:3260"]}]}]
+    quartet(run_module, kernel, {"state": "merged", "config": config})
+    assert kernel.groups(IQN1) == {1: ["192.0.2.11:3265"], 2: ["127.0.0.1:3261"]}
+    assert kernel.groups(IQN2) == {1: ["127.0.0.1:3260", "192.0.2.10:3262"]}
+
+
+def test_in_the_other_order_the_wildcard_is_still_there_and_planning_refuses(run_module, kernel):
+    config = [{"target": IQN2, "groups": [{"tag": 1, "portals": ["127.0.0.1:3260"]}]},
+              {"target": IQN1, "groups": [{"tag": 1, "portals": ["192.0.2.11:3265"], "purge_portals": True}]}]
+    run = run_module(vds_portal_groups, {"state": "merged", "config": config}, check_mode=True)
+    assert run.failed and "the wildcard portal 0.0.0.0:3260 (in group 1 of %s)" % IQN1 in run.result["msg"]
+    run = run_module(vds_portal_groups, {"state": "merged", "config": config})
+    assert run.failed and kernel.mutations == 0 and kernel.saved == []
+
+
+def test_listeners_two_targets_would_add_on_one_port_conflict_in_planning(run_module, kernel):
+    # each declaration alone is fine; together the kernel would refuse the second, after the first
+    # took effect: planning sees both and refuses before any change, in check mode too
+    config = [{"target": IQN1, "groups": [{"tag": 2, "portals": ["192.0.2.11:3266"]}]},
+              {"target": IQN2, "groups": [{"tag": 1, "portals": ["0.0.0.0:3266"]}]}]
+    for check_mode in (True, False):
+        run = run_module(vds_portal_groups, {"state": "merged", "config": config}, check_mode=check_mode)
+        assert run.failed and not run.result["changed"]
+        assert "portal 192.0.2.11:3266 (in group 2 of %s) already listens on port 3266" % IQN1 in run.result["msg"]
+    assert kernel.mutations == 0 and kernel.saved == []
