@@ -15,15 +15,10 @@ from __future__ import annotations
 import dataclasses
 import errno
 import ipaddress
-import json
 import types
 import typing as t
 
 import pytest
-
-from ansible.module_utils import _internal as ansible_internal
-from ansible.module_utils.common import warnings as ansible_warnings
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.storage.vds.plugins.module_utils._backends import lio
 
@@ -241,33 +236,16 @@ def backend(kernel: Kernel) -> lio.LioBackend:
     return lio.LioBackend(rtslib=kernel.rtslib, networks=lambda: NETWORKS, hostname=lambda: HOST)
 
 
-class ModuleRun(t.NamedTuple):
-    failed: bool
-    result: dict[str, t.Any]
-
-
 @pytest.fixture
-def run_module(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-               kernel: Kernel) -> t.Callable[..., ModuleRun]:
-    """Run a module's ``main()`` for real (AnsibleModule, argument spec) with the fake rtslib in place."""
+def run_module(run_module: t.Callable[..., t.Any], monkeypatch: pytest.MonkeyPatch,
+               kernel: Kernel) -> t.Callable[..., t.Any]:
+    """``run_module`` of tests/unit/plugins/conftest.py with backend lio, in diff mode, on the fake rtslib."""
     monkeypatch.setattr(lio, "rtslib_fb", kernel.rtslib)
     monkeypatch.setattr(lio, "RTSLIB_IMPORT_ERROR", None)
     monkeypatch.setattr(lio, "read_host_networks", lambda: NETWORKS)
     monkeypatch.setattr(lio.socket, "gethostname", lambda: HOST)
 
-    def run(module: types.ModuleType, args: dict[str, t.Any], check_mode: bool = False) -> ModuleRun:
-        monkeypatch.setattr(ansible_internal, "is_controller", False)
-        monkeypatch.setattr(ansible_warnings, "_global_warnings", {})
-        monkeypatch.setattr(ansible_warnings, "_global_deprecations", {})
-        arguments = dict(args, backend="lio", _ansible_check_mode=check_mode, _ansible_diff=True)
-        capsys.readouterr()
-        with patch_module_args(arguments):
-            with pytest.raises(SystemExit) as exited:
-                module.main()
-        lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
-        result = json.loads(lines[-1])
-        failed = bool(result.get("failed"))
-        assert exited.value.code == (1 if failed else 0), (exited.value.code, result)
-        return ModuleRun(failed, result)
+    def run(module: types.ModuleType, args: dict[str, t.Any], check_mode: bool = False) -> t.Any:
+        return run_module(module, dict(args, backend="lio"), check_mode=check_mode, diff=True)
 
     return run
