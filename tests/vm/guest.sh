@@ -25,7 +25,7 @@ mounts() {
     mount -t devtmpfs devtmpfs /dev
     mkdir -p /dev/pts /dev/shm
     mount -t devpts devpts /dev/pts
-    mount -t tmpfs tmpfs /tmp
+    # No tmpfs on /tmp: the overlay root is writable already, and the checkout may live under /tmp.
     mount -t tmpfs tmpfs /dev/shm
 }
 
