@@ -99,6 +99,11 @@ options:
         saved.
       - The kernel keeps its target configuration in memory only; with V(false) a change is lost at the next
         reboot unless it is saved otherwise.
+      - Before the first change of a run, the folder C(rtslib-fb) prefers for the configuration is created when
+        missing (owned by root, mode C(0755); C(/etc/rtslib-fb-target) on Debian and Ubuntu, C(/etc/target)
+        elsewhere), so that the distribution's restore at boot finds the file. The file is readable by root only.
+      - A change is refused before anything is done when the saved file holds iSCSI targets the kernel does not
+        run, since saving would drop them from it.
     type: bool
     default: true
   lio_save_file:

@@ -85,12 +85,14 @@ def select_backend(params: t.Mapping[str, t.Any]) -> Backend:
 def run_module(module: AnsibleModule, task: t.Callable[[Engine, t.Mapping[str, t.Any]], dict[str, t.Any]]) -> None:
     """Run ``task`` with an engine on the selected backend; exit or fail with a clear message."""
     params = module.params
+    warnings: t.List[str] = []
     try:
         if params["wait_timeout"] < 1:
             raise ValidationError("wait_timeout %r must be at least 1 second" % params["wait_timeout"])
         with select_backend(params) as backend:
             try:
                 result = task(Engine(backend, params["wait_timeout"], check_mode=module.check_mode), params)
+                warnings.extend(result.pop("warnings", []))
             except VdsError as error:
                 # Steps done before a failure are kept by the provider too (LIO saves them).
                 try:
@@ -98,6 +100,8 @@ def run_module(module: AnsibleModule, task: t.Callable[[Engine, t.Mapping[str, t
                 except VdsError as also:
                     error.amend(str(also))
                 raise
+            finally:
+                warnings.extend(backend.warnings)
             try:
                 result.update(backend.finish())
             except VdsError as error:
@@ -105,8 +109,10 @@ def run_module(module: AnsibleModule, task: t.Callable[[Engine, t.Mapping[str, t
                 error.details.setdefault("steps_done", result.get("steps", []))
                 raise
     except VdsError as error:
+        for warning in warnings:
+            module.warn(warning)
         # A failure after some steps took effect has changed the provider: say so.
         module.fail_json(msg=str(error), changed=bool(error.details.get("steps_done")), **error.details)
-    for warning in result.pop("warnings", []):
+    for warning in warnings:
         module.warn(warning)
     module.exit_json(**result)

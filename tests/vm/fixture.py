@@ -6,6 +6,13 @@ kernel's state without the collection's code, and restore a saved configuration.
     fixture.py check EXPECTED     configfs, discovery and TCP listeners are exactly EXPECTED (see check())
     fixture.py restore EXPECTED   clear the kernel's configuration, 'targetctl restore' the saved file,
                                   then the same comparison as check
+    fixture.py dbroot absent|saved
+                                  the folder rtslib-fb prefers is absent (a fresh host), or holds the saved
+                                  configuration as the collection leaves it (root's folder 0755, file 0600),
+                                  with the kernel's dbroot pointing there
+    fixture.py targetcli-host     as targetcli leaves a host: its folder, and another target with a LUN and an
+                                  ACL, running and saved (prints that target's saved entry)
+    fixture.py kept SAVED_JSON    the saved file still holds that other target exactly as SAVED_JSON
 
 Each command prints what it observed as JSON on stdout; a difference is a line on stderr and exit status 1.
 """
@@ -21,8 +28,12 @@ ANCHOR = "iqn.2003-01.org.example.vds:anchor"
 # The anchor target's portal is where discovery asks; it is no test target's business.
 DISCOVERY = ("127.0.0.1", 3999)
 TARGETS = ("iqn.2003-01.org.example.vds:t1", "iqn.2003-01.org.example.vds:t2")
+# A target the collection does not manage, configured with targetcli: a LUN and an ACL.
+OTHER = "iqn.2003-01.org.example.vds:other"
+OTHER_INITIATOR = "iqn.2003-01.org.example.vds:other-initiator"
 # Where the collection saves by default, and where targetctl restores from at boot, on Debian.
-SAVE_FILE = "/etc/rtslib-fb-target/saveconfig.json"
+DBROOT = "/etc/rtslib-fb-target"
+SAVE_FILE = DBROOT + "/saveconfig.json"
 
 
 def setup():
@@ -130,7 +141,9 @@ def compare(expected):
             problems.append("configfs of %s: expected %s, found %s" % (iqn, wanted, actual))
     if observed["discovery"] != expected_discovery(groups):
         problems.append("discovery: expected %s, found %s" % (expected_discovery(groups), observed["discovery"]))
-    for portal in sorted({p for tpgs in groups.values() for portals in tpgs.values() for p in portals}):
+    # A portal on an address the host does not have yet is in configfs and discovery, but nothing answers there.
+    floating = {normal(portal) for portal in expected.get("floating", [])}
+    for portal in sorted({p for tpgs in groups.values() for portals in tpgs.values() for p in portals} - floating):
         if not split(portal)[0].is_unspecified and not accepts(portal):
             problems.append("%s is declared but refuses connections" % portal)
     for portal in expected.get("closed", []):
@@ -175,5 +188,74 @@ def restore(expected_json):
     report(observed, problems)
 
 
+def mode_and_owner(path):
+    info = os.stat(path)
+    return "%o" % (info.st_mode & 0o7777), info.st_uid, info.st_gid
+
+
+def dbroot(expected):
+    """The dbroot folder: absent on a fresh host; after a saved change, as the distribution lays it out."""
+    with open("/sys/kernel/config/target/dbroot") as current:
+        kernel_dbroot = current.read().strip()
+    observed = {"kernel_dbroot": kernel_dbroot, "folder": None, "file": None}
+    problems = []
+    if os.path.lexists(DBROOT):
+        observed["folder"] = mode_and_owner(DBROOT)
+    if os.path.lexists(SAVE_FILE):
+        observed["file"] = mode_and_owner(SAVE_FILE)
+    if expected == "absent":
+        if observed["folder"] is not None:
+            problems.append("%s exists: %s" % (DBROOT, observed["folder"]))
+        if kernel_dbroot == DBROOT:
+            problems.append("the kernel's dbroot was set to %s" % DBROOT)
+    else:
+        if observed["folder"] != ("755", 0, 0) or not os.path.isdir(DBROOT):
+            problems.append("%s should be a folder of root's, mode 755: %s" % (DBROOT, observed["folder"]))
+        if observed["file"] != ("600", 0, 0):
+            problems.append("%s should be root's, mode 600: %s" % (SAVE_FILE, observed["file"]))
+        if kernel_dbroot != DBROOT:
+            problems.append("the kernel's dbroot is %s, not %s" % (kernel_dbroot, DBROOT))
+    report(observed, problems)
+
+
+def saved_other():
+    """The other target's entry and its storage objects, from the saved file."""
+    with open(SAVE_FILE) as saved:
+        config = json.load(saved)
+    target = [entry for entry in config["targets"] if entry["wwn"] == OTHER]
+    names = {lun["storage_object"] for entry in target for tpg in entry["tpgs"] for lun in tpg["luns"]}
+    objects = [so for so in config["storage_objects"] if "/backstores/%s/%s" % (so["plugin"], so["name"]) in names]
+    return {"target": target, "storage_objects": objects}
+
+
+def targetcli_host():
+    """What targetcli leaves on a host: its folder (as its package ships it), and a target with a ramdisk LUN
+    and an ACL mapping it, running and saved with 'saveconfig' (which targetctl save does the same way)."""
+    import rtslib_fb
+
+    os.makedirs(DBROOT, mode=0o755, exist_ok=True)
+    disk = rtslib_fb.RDMCPStorageObject("other_disk", size=1024 * 1024)
+    tpg = rtslib_fb.TPG(rtslib_fb.Target(rtslib_fb.FabricModule("iscsi"), OTHER, mode="create"), 1, mode="create")
+    lun = rtslib_fb.LUN(tpg, 0, disk)
+    acl = rtslib_fb.NodeACL(tpg, OTHER_INITIATOR, mode="create")
+    rtslib_fb.MappedLUN(acl, 0, lun)
+    rtslib_fb.NetworkPortal(tpg, "127.0.0.1", 3270, mode="create")
+    tpg.enable = True
+    targetctl("save", SAVE_FILE)
+    other = saved_other()
+    if not (other["target"] and other["storage_objects"] and other["target"][0]["tpgs"][0]["node_acls"]):
+        sys.exit("the saved file does not hold the other target with its LUN and ACL: %s" % other)
+    print(json.dumps(other, sort_keys=True))
+
+
+def kept(expected_json):
+    """The other target and its storage object are in the saved file exactly as targetcli saved them."""
+    observed = saved_other()
+    problems = [] if observed == json.loads(expected_json) else ["the other target's saved entry changed"]
+    report(observed, problems)
+
+
 if __name__ == "__main__":
-    {"setup": setup, "check": check, "restore": restore}[sys.argv[1]](*sys.argv[2:])
+    commands = {"setup": setup, "check": check, "restore": restore, "dbroot": dbroot,
+                "targetcli-host": targetcli_host, "kept": kept}
+    commands[sys.argv[1].replace("_", "-")](*sys.argv[2:])

@@ -4,13 +4,14 @@
 # Proves backend=lio against a real Linux kernel target and open-iscsi's initiator: boots Debian's
 # stock kernel under qemu (software emulation), with the host's root file system as the guest's
 # (read-only, under a tmpfs overlay), and runs tests/vm/guest.sh there, which runs the playbooks.
+# It boots twice: a fresh host, then the same host after a reboot (what the first boot saved is kept).
 #
 #   scripts/test.sh vm       the usual way (it builds .venv and the collection copy first)
 #   tests/vm/run.sh          the same stage alone, once scripts/_env.sh has run
 #
 # Environment:
 #   VDS_VM_REQUIRED=1   a host that cannot run the VM fails instead of skipping (CI sets it)
-#   VDS_VM_TIMEOUT=S    wall-clock cap of the guest, in seconds (default 270)
+#   VDS_VM_TIMEOUT=S    wall-clock cap of each boot of the guest, in seconds (default 270)
 #
 # Exit status: 0 passed, 1 failed, 77 skipped (this host cannot run the VM and it is not required).
 set -euo pipefail
@@ -129,35 +130,36 @@ build_initramfs() { # output file
     (cd "$tree" && find . | cpio -o -H newc --quiet) >"$1"
 }
 
-boot() {
-    local console=$VM_CACHE/console.log rc=0 started=$SECONDS
+boot() { # boot number (1 or 2)
+    local console=$VM_CACHE/console-$1.log rc=0 started=$SECONDS
     rm -rf "$VM_CACHE/out"
     mkdir -p "$VM_CACHE/out"
-    say "booting $KVER under qemu (tcg), capped at ${LIMIT}s; console log: ${console#"$ROOT"/}"
+    say "boot $1: booting $KVER under qemu (tcg), capped at ${LIMIT}s; console log: ${console#"$ROOT"/}"
     # The guest powers itself off when done; panic=-1 plus -no-reboot end a crashed guest, and
     # timeout ends a hung one. One vCPU: two measured no faster, and one leaves a host core free.
     timeout --kill-after=10 "$LIMIT" qemu-system-x86_64 \
         -accel tcg -cpu max -smp 1 -m 2048 -nographic -no-reboot -nic none \
         -kernel "$KERNEL_DIR/vmlinux" -initrd "$WORK/initramfs.cpio" \
-        -append "console=ttyS0 panic=-1 quiet loglevel=3 vds.guest=$ROOT/tests/vm/guest.sh vds.modules=$KERNEL_DIR/tree/lib/modules/$KVER" \
+        -append "console=ttyS0 panic=-1 quiet loglevel=3 vds.boot=$1 vds.guest=$ROOT/tests/vm/guest.sh vds.modules=$KERNEL_DIR/tree/lib/modules/$KVER" \
         -virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap" \
         -virtfs "local,path=$VM_CACHE/out,mount_tag=out,security_model=none" \
+        -virtfs "local,path=$WORK/persist,mount_tag=persist,security_model=none" \
         </dev/null 2>&1 | relay | tee "$console" || rc=$?
-    say "guest ran for $((SECONDS - started))s"
+    say "boot $1: the guest ran for $((SECONDS - started))s"
     if [[ ! -f $VM_CACHE/out/rc ]]; then
         if ((rc == 124 || rc == 137)); then
-            say "FAILED: the guest did not finish within ${LIMIT}s (VDS_VM_TIMEOUT) and was stopped"
+            say "FAILED: boot $1 did not finish within ${LIMIT}s (VDS_VM_TIMEOUT) and was stopped"
         else
-            say "FAILED: the guest stopped without a result (qemu exit status $rc); see the console log above"
+            say "FAILED: boot $1 stopped without a result (qemu exit status $rc); see the console log above"
         fi
         return 1
     fi
     rc=$(<"$VM_CACHE/out/rc")
     if [[ $rc != 0 ]]; then
-        say "FAILED: the guest's tests failed (exit status $rc)"
+        say "FAILED: the guest's tests failed in boot $1 (exit status $rc)"
         return 1
     fi
-    say "passed"
+    say "boot $1: passed"
 }
 
 cleanup() {
@@ -171,4 +173,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 fetch_kernel
 build_initramfs "$WORK/initramfs.cpio"
-boot
+# Empty at the first boot: the guest starts as a new host; it keeps the saved folder for the second.
+mkdir "$WORK/persist"
+boot 1
+boot 2

@@ -52,6 +52,8 @@ class Backend(abc.ABC):
 
     #: True when the provider picks the tag of a new group (VDS): a requested tag cannot be honoured.
     assigns_tags: bool = True
+    #: What the user should know that does not stop the task; the module edge shows them as warnings.
+    warnings: t.Sequence[str] = ()
 
     @abc.abstractmethod
     def snapshot(self, subsystem: str | None = None) -> Snapshot:

@@ -17,10 +17,12 @@ from __future__ import annotations
 import errno
 import ipaddress
 import itertools
+import json
 import os
 import socket
 import traceback
 import typing as t
+import warnings
 
 from ansible_collections.storage.vds.plugins.module_utils._backends.base import (
     Backend,
@@ -67,6 +69,11 @@ except ImportError:
 #: any initiator (LUNs stay read-only to them: the kernel's default demo_mode_write_protect=1 is kept).
 NEW_TPG_ATTRIBUTES = (("authentication", "0"), ("generate_node_acls", "1"), ("cache_dynamic_acls", "1"))
 
+#: Where configfs shows the kernel target, when rtslib-fb does not say.
+CONFIGFS_TARGET = "/sys/kernel/config/target"
+#: The kernel target listens on any address, also one the host does not have yet (a floating address):
+#: it binds with IP_FREEBIND. So every address is a portal, and one not on the host draws a warning.
+EVERY_ADDRESS = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
 _WILDCARDS = (ipaddress.ip_network("0.0.0.0/32"), ipaddress.ip_network("::/128"))
 _IFA_F_DADFAILED = 0x08
 _IFA_F_TENTATIVE = 0x40
@@ -164,9 +171,9 @@ def _refusal(what: str, error: Exception) -> VdsError:
     name = "%s, %s" % (errno.errorcode.get(code, str(code)), os.strerror(code)) if code else str(error)
     return VdsError(
         "%s: the kernel refused (%s). The kernel target reports every portal error this way; likely causes: "
-        "another program listens on that address and port (or on 0.0.0.0 or [::] with that port); the address "
-        "left the host after its state was read; another tool changed the target at the same time. The kernel "
-        "log (dmesg) names the cause. Nothing else was changed by this step." % (what, name),
+        "another program listens on that address and port (or on 0.0.0.0 or [::] with that port); another tool "
+        "changed the target at the same time. The kernel log (dmesg) names the cause. Nothing else was changed by "
+        "this step." % (what, name),
         errno=code, rtslib_error=str(error))
 
 
@@ -184,6 +191,12 @@ class LioBackend(Backend):
         self._networks = networks if networks is not None else read_host_networks
         self._hostname = hostname if hostname is not None else socket.gethostname
         self._ids = itertools.count(1)
+        self._root: t.Any = None
+        #: Folders this run created for the saved configuration.
+        self.created: t.List[str] = []
+        self.warnings: t.List[str] = []
+        self._host_networks: t.Tuple[IPNetwork, ...] = ()
+        self._saved_checked = False
         self._done: dict[str, OperationResult] = {}
         self._changed = False
         # (iqn, tag) -> LUNs and ACLs, from the last read: a group holding them is not deleted.
@@ -194,16 +207,65 @@ class LioBackend(Backend):
     # -- reading --
 
     def _fabric(self) -> t.Any:
-        """The iSCSI fabric, after checking that configfs and the target core are reachable."""
+        """The iSCSI fabric, after checking that configfs and the target core are there.
+
+        ``rtslib_fb.RTSRoot()`` is not used here: it writes the kernel's dbroot, which fails while the
+        folder rtslib-fb prefers does not exist, and reading must neither need nor create it.
+        """
         lib = self._rtslib
+        configfs = getattr(lib.RTSRoot, "configfs_dir", CONFIGFS_TARGET)
+        if not os.path.isdir(configfs):
+            raise BackendUnavailable(
+                "backend=lio cannot reach the kernel target through configfs: %s does not exist. It runs on the "
+                "target host as root, and needs configfs mounted and the target_core_mod and iscsi_target_mod "
+                "kernel modules loaded (loading happens when targets are created, for example with targetcli, "
+                "or restored at boot by the distribution's restore service)" % configfs)
         try:
-            lib.RTSRoot()
             return lib.FabricModule("iscsi")
         except (lib.RTSLibError, OSError) as error:
+            raise BackendUnavailable("backend=lio cannot reach the iSCSI fabric in configfs (%s): %s. It runs "
+                                     "on the target host as root" % (configfs, error or type(error).__name__)) from None
+
+    def _rtsroot(self) -> t.Any:
+        """The configfs root, for saving, once this run is about to change the target.
+
+        rtslib-fb points the kernel's dbroot at the folder it prefers (``/etc/rtslib-fb-target`` on
+        Debian and Ubuntu, ``/etc/target`` on Fedora and RHEL) and refuses to go on while that folder
+        does not exist; only targetcli's packages create it. It is created here as those packages lay
+        it out (root's, not writable by others), so that the distribution's restore service finds the
+        configuration saved there at the next boot.
+        """
+        if self._root is not None:
+            return self._root
+        lib = self._rtslib
+        dbroot = getattr(lib.RTSRoot, "_preferred_dbroot", None) or os.path.dirname(lib.root.default_save_file)
+        folders = [(dbroot, 0o755)]
+        save_folder = os.path.dirname(self._save_path())
+        if save_folder and save_folder != dbroot:
+            folders.append((save_folder, 0o700))  # a folder of the user's choosing: the file holds secrets
+        try:
+            for folder, mode in folders:
+                if not os.path.isdir(folder):
+                    os.makedirs(folder, mode=mode)
+                    os.chmod(folder, mode)  # makedirs applies the umask
+                    self.created.append(folder)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                self._root = lib.RTSRoot()
+        except (lib.RTSLibError, OSError) as error:
             raise BackendUnavailable(
-                "backend=lio cannot reach the kernel target through configfs (/sys/kernel/config/target): %s. "
-                "It runs on the target host as root, and needs configfs and the target_core_mod and "
-                "iscsi_target_mod kernel modules" % (error or type(error).__name__)) from None
+                "backend=lio cannot prepare to save the kernel target's configuration (%s), so nothing was "
+                "changed: %s. Create that folder (root's, mode 0755), or set lio_save_config=false to change the "
+                "running kernel target only" % (", ".join(folder for folder, _mode in folders),
+                                                error or type(error).__name__)) from None
+        # rtslib-fb warns when the kernel keeps its dbroot because devices are registered already.
+        self.warnings.extend("rtslib-fb: %s" % warning.message for warning in caught)
+        return self._root
+
+    def _before_change(self) -> None:
+        """Everything a change needs that could fail, done before the first change of this run."""
+        if self._save_config:
+            self._rtsroot()
 
     def _subsystem_name(self) -> str:
         return self._hostname() or "lio"
@@ -212,9 +274,10 @@ class LioBackend(Backend):
         """The host's one subsystem, whatever ``subsystem`` names: the engine reports a wrong name."""
         name = self._subsystem_name()
         fabric = self._fabric()
-        networks = self._networks()
+        networks = self._host_networks = self._networks()
         self._contents = {}
         self._listening = None
+        self._saved_checked = False
         targets: t.List[Target] = []
         members: t.Set[PortalAddress] = set()
         for lio_target in sorted(fabric.targets, key=lambda found: found.wwn):
@@ -231,7 +294,7 @@ class LioBackend(Backend):
         listed = members | {PortalAddress.of(str(network.network_address), DEFAULT_PORT) for network in networks
                             if network.num_addresses == 1 and not network.network_address.is_unspecified}
         portals = tuple(Portal(str(address), address) for address in sorted(listed))
-        return Snapshot((Subsystem(name, name, portals, tuple(targets), tuple(networks)),))
+        return Snapshot((Subsystem(name, name, portals, tuple(targets), EVERY_ADDRESS),))
 
     # -- planning --
 
@@ -243,6 +306,8 @@ class LioBackend(Backend):
         before it leave: a port one target frees is free for the next, and two targets cannot both
         take it. Reading the state again starts over from what was read.
         """
+        if steps:
+            self._check_saved_file(subsystem)
         if self._listening is None:
             self._listening = {}
             for other in subsystem.targets:
@@ -269,6 +334,45 @@ class LioBackend(Backend):
             elif step.action == ADD_PORTAL:
                 self._check_bind(listening, step, target)
                 listening.setdefault(step.portal, set()).add(holder)
+                self._warn_if_not_on_host(subsystem, step.portal)
+
+    def _check_saved_file(self, subsystem: Subsystem) -> None:
+        """Refuse a change whose save would drop iSCSI targets that the saved file holds and the kernel
+        does not run (a host rebooted without its restore service, for example): saving writes the
+        running configuration over the whole file."""
+        if not self._save_config or self._saved_checked:
+            return
+        self._saved_checked = True
+        path = self._save_path()
+        try:
+            with open(path) as saved:
+                config = json.load(saved)
+        except (FileNotFoundError, NotADirectoryError):  # nothing saved yet (a bad folder is reported later)
+            return
+        except (OSError, ValueError) as error:
+            raise ValidationError("the saved configuration %s cannot be read (%s), and saving after this change "
+                                  "would replace it: repair or move it away, or set lio_save_config=false"
+                                  % (path, error)) from None
+        entries = config.get("targets", []) if isinstance(config, dict) else []
+        saved_targets = {entry.get("wwn") for entry in entries if isinstance(entry, dict)
+                         and entry.get("fabric") == "iscsi"}
+        missing = sorted(str(wwn) for wwn in saved_targets - {target.iqn for target in subsystem.targets})
+        if missing:
+            raise ValidationError(
+                "the saved configuration %s holds iSCSI targets the kernel is not running: %s. Saving after this "
+                "change would drop them from the file. Restore the file first ('targetctl restore', which replaces "
+                "the running configuration), or move it away, or set lio_save_config=false; nothing was changed"
+                % (path, ", ".join(missing)))
+
+    def _warn_if_not_on_host(self, subsystem: Subsystem, address: PortalAddress) -> None:
+        ip = ipaddress.ip_address(address.ip)
+        if any(ip in network for network in self._host_networks):
+            return
+        warning = ("portal %s: no interface of %s has the address %s now. The kernel target accepts the portal and "
+                   "listens there as soon as the address is configured (a floating address, for example); until "
+                   "then initiators cannot connect to it" % (address, subsystem.name, address.ip))
+        if warning not in self.warnings:
+            self.warnings.append(warning)
 
     @staticmethod
     def _check_bind(listening: dict[PortalAddress, t.Set[Holder]], step: Step, target: Target) -> None:
@@ -318,6 +422,7 @@ class LioBackend(Backend):
         lib = self._rtslib
         address = PortalAddress.parse(portal_id)
         tpg = self._tpg(group_id)
+        self._before_change()
         try:
             lib.NetworkPortal(tpg, lio_ip(address), address.port, mode="create")
         except lib.RTSLibError as error:
@@ -331,6 +436,7 @@ class LioBackend(Backend):
     def remove_portal(self, group_id: str, portal_id: str) -> Operation:
         address = PortalAddress.parse(portal_id)
         tpg = self._tpg(group_id)
+        self._before_change()
         for np in tpg.network_portals:
             if parse_lio_portal(np.ip_address, np.port) == address:
                 np.delete()
@@ -342,6 +448,7 @@ class LioBackend(Backend):
         if tag is None:  # the planner always names the tag here (assigns_tags is False)
             raise ValidationError("creating a TPG on %s: no tag given" % target_id)
         target = self._target(target_id)
+        self._before_change()
         try:
             tpg = lib.TPG(target, tag, mode="create")
         except lib.RTSLibError as error:
@@ -357,7 +464,9 @@ class LioBackend(Backend):
         return self._finished("CreatePortalGroup", (target_id,), (target_id, tag))
 
     def delete_group(self, group_id: str) -> Operation:
-        self._tpg(group_id).delete()
+        tpg = self._tpg(group_id)
+        self._before_change()
+        tpg.delete()
         return self._finished("DeletePortalGroup", (group_id,))
 
     def set_portal_status(self, portal_id: str, status: str) -> Operation:
@@ -379,15 +488,17 @@ class LioBackend(Backend):
 
     # -- persistence --
 
+    def _save_path(self) -> str:
+        return self._save_file or self._rtslib.root.default_save_file
+
     def finish(self) -> dict[str, t.Any]:
         """Save the running configuration (as ``targetctl save`` does) when this run changed it."""
         if not (self._changed and self._save_config):
             return {"saved": False}
-        lib = self._rtslib
-        path = self._save_file or lib.root.default_save_file
+        path = self._save_path()
         try:
-            os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
-            lib.RTSRoot().save_to_file(path)
+            self._rtsroot().save_to_file(path)
+            os.chmod(path, 0o600)  # it may hold CHAP secrets: older rtslib-fb wrote it readable by all
         except Exception as error:  # rtslib raises RTSLibError, OSError, and a NameError on some failures
             raise VdsError("the change took effect in the running kernel target, but saving the configuration "
                            "to %s failed (%s): it will be lost at the next reboot unless it is saved, for "

@@ -24,6 +24,11 @@ class ModuleRun(t.NamedTuple):
     output: str          # everything the module printed
     log: list[str]       # everything it logged (syslog/journal)
 
+    @property
+    def warnings(self) -> list[str]:
+        """The texts of the result's warnings (ansible-core 2.19+ wraps each in a summary dict)."""
+        return [w["event"]["msg"] if isinstance(w, dict) else w for w in self.result.get("warnings", [])]
+
 
 @pytest.fixture
 def run_module(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> t.Callable[..., ModuleRun]:

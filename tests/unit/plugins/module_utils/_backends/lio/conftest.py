@@ -15,6 +15,9 @@ from __future__ import annotations
 import dataclasses
 import errno
 import ipaddress
+import json
+import os
+import pathlib
 import types
 import typing as t
 
@@ -65,19 +68,43 @@ def _bind_conflict(existing: tuple[str, int], new: tuple[str, int]) -> bool:
 
 
 class Kernel:
-    """The in-memory kernel target, and the fake rtslib module that drives it."""
+    """The in-memory kernel target, and the fake rtslib module that drives it.
 
-    def __init__(self) -> None:
+    Its files live under ``root``: ``configfs/`` stands for /sys/kernel/config/target (present while the
+    kernel target is reachable), ``etc-target/`` for the folder rtslib-fb prefers as the kernel's dbroot
+    (absent, as on a host that has only the rtslib-fb package).
+    """
+
+    def __init__(self, root: pathlib.Path) -> None:
+        self.configfs_dir = root / "configfs"
+        self.configfs_dir.mkdir()
+        self.preferred_dbroot = root / "etc-target"
+        self.dbroot = "/var/target"  # the kernel's own default
+        self.roots = 0  # RTSRoot() instances: each one may write the dbroot
         self.targets: dict[str, dict[int, KernelTPG]] = {}
         self.foreign: set[tuple[str, int]] = set()   # ip:port held by programs outside LIO
         self.saved: list[tuple[str, dict[str, t.Any]]] = []
         self.save_error: Exception | None = None
-        self.reachable = True
         self.mutations = 0
         self.refuse_enable = False
         self.rtslib = self._module()
 
     # -- test helpers --
+
+    @property
+    def reachable(self) -> bool:
+        return self.configfs_dir.is_dir()
+
+    @reachable.setter
+    def reachable(self, value: bool) -> None:
+        if value:
+            self.configfs_dir.mkdir(exist_ok=True)
+        else:
+            self.configfs_dir.rmdir()
+
+    @property
+    def default_save_file(self) -> str:
+        return str(self.preferred_dbroot / "saveconfig.json")
 
     def add_target(self, iqn: str, groups: dict[int, list[str]] | None = None) -> None:
         self.targets[iqn] = {}
@@ -94,9 +121,10 @@ class Kernel:
         return [portal for tpgs in self.targets.values() for tpg in tpgs.values() for portal in tpg.portals]
 
     def dump(self) -> dict[str, t.Any]:
-        return {"targets": [{"wwn": iqn, "tpgs": [{"tag": tag, "portals": sorted(tpg.portals), "enable": tpg.enable}
-                                                  for tag, tpg in sorted(tpgs.items())]}
-                            for iqn, tpgs in sorted(self.targets.items())]}
+        return {"targets": [
+            {"fabric": "iscsi", "wwn": iqn,
+             "tpgs": [{"tag": tag, "portals": sorted(tpg.portals), "enable": tpg.enable} for tag, tpg in sorted(tpgs.items())]}
+            for iqn, tpgs in sorted(self.targets.items())]}
 
     # -- the refusals --
 
@@ -119,12 +147,27 @@ class Kernel:
                 raise RTSLibError("Cannot mount configfs")
 
         class RTSRoot:
+            configfs_dir = str(kernel.configfs_dir)
+            _preferred_dbroot = str(kernel.preferred_dbroot)
+
             def __init__(self) -> None:
                 check_reachable()
+                kernel.roots += 1
+                # As rtslib-fb does: the kernel refuses a dbroot that is not an existing folder.
+                if kernel.dbroot != self._preferred_dbroot:
+                    if not os.path.isdir(self._preferred_dbroot):
+                        raise RTSLibError("Cannot set dbroot to {}. Please check if this directory exists."
+                                          .format(self._preferred_dbroot))
+                    kernel.dbroot = self._preferred_dbroot
 
             def save_to_file(self, path: str) -> None:
                 if kernel.save_error is not None:
                     raise kernel.save_error
+                # As rtslib-fb >= 2.1.74 does: the file is written readable by its owner only.
+                descriptor = os.open(path + ".temp", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(descriptor, "w") as temp:
+                    json.dump(kernel.dump(), temp)
+                os.replace(path + ".temp", path)
                 kernel.saved.append((path, kernel.dump()))
 
         class FabricModule:
@@ -219,13 +262,13 @@ class Kernel:
         return types.SimpleNamespace(
             RTSRoot=RTSRoot, FabricModule=FabricModule, Target=Target, TPG=TPG, NetworkPortal=NetworkPortal,
             RTSLibError=RTSLibError, RTSLibNotInCFS=RTSLibNotInCFS,
-            root=types.SimpleNamespace(default_save_file="/etc/rtslib-fb-target/saveconfig.json"))
+            root=types.SimpleNamespace(default_save_file=kernel.default_save_file))
 
 
 @pytest.fixture
-def kernel() -> Kernel:
+def kernel(tmp_path: pathlib.Path) -> Kernel:
     """Target t1 with the wildcard portal targetcli adds by default in TPG 1; t2 with one portal."""
-    found = Kernel()
+    found = Kernel(tmp_path)
     found.add_target(IQN1, {1: ["0.0.0.0:3260"], 2: ["127.0.0.1:3261"]})
     found.add_target(IQN2, {1: ["192.0.2.10:3262"]})
     return found

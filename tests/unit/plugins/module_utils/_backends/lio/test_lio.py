@@ -6,6 +6,10 @@
 from __future__ import annotations
 
 import ipaddress
+import json
+import os
+import pathlib
+import stat
 
 import pytest
 
@@ -60,7 +64,95 @@ def test_unreachable_configfs_fails_clearly(run_module, kernel):
     kernel.reachable = False
     run = run_module(vds_portal_info, {})
     assert run.failed and "cannot reach the kernel target through configfs" in run.result["msg"]
-    assert "as root" in run.result["msg"]
+    assert "%s does not exist" % kernel.configfs_dir in run.result["msg"]
+    assert "as root" in run.result["msg"] and "target_core_mod" in run.result["msg"]
+
+
+# --- a host with only the rtslib-fb package: no folder for rtslib-fb's dbroot ---------------------
+
+
+@pytest.mark.parametrize("check_mode", [True, False])
+def test_reading_needs_no_dbroot_and_creates_nothing(run_module, kernel, check_mode):
+    info = run_module(vds_portal_info, {}, check_mode=check_mode)
+    unchanged = run_module(vds_portal_group, {"target": IQN1, "tag": 1, "portals": ["0.0.0.0:3260"]},
+                           check_mode=check_mode)
+    planned = run_module(vds_portal, {"target": IQN1, "tag": 1, "portal": "127.0.0.1:3399"}, check_mode=True)
+    assert not info.failed and not unchanged.failed and not planned.failed
+    assert not unchanged.result["changed"] and planned.result["changed"]
+    assert not kernel.preferred_dbroot.exists() and kernel.roots == 0 and kernel.dbroot == "/var/target"
+    assert kernel.mutations == 0 and kernel.saved == []
+
+
+def test_the_first_change_creates_the_dbroot_folder_then_saves_there(run_module, kernel):
+    run = run_module(vds_portal, {"target": IQN1, "tag": 2, "portal": "127.0.0.1:3399"})
+    assert run.result["changed"] and run.result["saved"] is True
+    folder = kernel.preferred_dbroot
+    assert folder.is_dir() and stat.S_IMODE(folder.stat().st_mode) == 0o755
+    assert folder.stat().st_uid == os.geteuid()
+    saved = folder / "saveconfig.json"
+    assert run.result["save_file"] == str(saved) and stat.S_IMODE(saved.stat().st_mode) == 0o600
+    assert kernel.dbroot == str(folder) and kernel.roots == 1
+    kernel.rtslib.RTSRoot()  # what 'targetctl restore' does at boot: it no longer fails
+
+
+def test_an_existing_dbroot_folder_is_left_as_it_is(run_module, kernel):
+    kernel.preferred_dbroot.mkdir(mode=0o750)
+    os.chmod(kernel.preferred_dbroot, 0o750)
+    run = run_module(vds_portal, {"target": IQN1, "tag": 2, "portal": "127.0.0.1:3399"})
+    assert run.result["saved"] is True and stat.S_IMODE(kernel.preferred_dbroot.stat().st_mode) == 0o750
+
+
+def test_without_saving_no_folder_is_created(run_module, kernel):
+    run = run_module(vds_portal, {"target": IQN1, "tag": 2, "portal": "127.0.0.1:3399", "lio_save_config": False})
+    assert run.result["changed"] and run.result["saved"] is False
+    assert not kernel.preferred_dbroot.exists() and kernel.roots == 0
+
+
+def test_a_save_file_elsewhere_gets_a_private_folder(run_module, kernel, tmp_path):
+    path = tmp_path / "private" / "lio.json"
+    run = run_module(vds_portal, {"target": IQN1, "tag": 2, "portal": "127.0.0.1:3399", "lio_save_file": str(path)})
+    assert run.result["save_file"] == str(path) and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert kernel.preferred_dbroot.is_dir()  # rtslib-fb still points the kernel's dbroot there
+
+
+@pytest.mark.parametrize("check_mode", [True, False])
+def test_a_change_whose_save_would_drop_saved_targets_is_refused(run_module, kernel, check_mode):
+    kernel.preferred_dbroot.mkdir()
+    saved = {"targets": [{"fabric": "iscsi", "wwn": IQN1}, {"fabric": "iscsi", "wwn": "iqn.2003-01.org.example:gone"},
+                         {"fabric": "loopback", "wwn": "naa.5001405abcdef012"}]}
+    pathlib.Path(kernel.default_save_file).write_text(json.dumps(saved))
+    run = run_module(vds_portal, {"target": IQN1, "tag": 2, "portal": "127.0.0.1:3399"}, check_mode=check_mode)
+    assert run.failed and run.result["changed"] is False and kernel.mutations == 0 and kernel.saved == []
+    assert ("the saved configuration %s holds iSCSI targets the kernel is not running: iqn.2003-01.org.example:gone."
+            % kernel.default_save_file) in run.result["msg"]
+    assert json.loads(pathlib.Path(kernel.default_save_file).read_text()) == saved
+    # Without saving, the file is not the module's business.
+    off = run_module(vds_portal, {"target": IQN1, "tag": 2, "portal": "127.0.0.1:3399", "lio_save_config": False})
+    assert off.result["changed"] and not off.failed
+
+
+def test_an_unreadable_saved_file_is_refused_before_any_change(run_module, kernel):
+    kernel.preferred_dbroot.mkdir()
+    pathlib.Path(kernel.default_save_file).write_text("{not json")
+    run = run_module(vds_portal, {"target": IQN1, "tag": 2, "portal": "127.0.0.1:3399"})
+    assert run.failed and kernel.mutations == 0
+    assert "the saved configuration %s cannot be read" % kernel.default_save_file in run.result["msg"]
+
+
+def test_nothing_to_change_reads_no_saved_file(run_module, kernel):
+    kernel.preferred_dbroot.mkdir()
+    pathlib.Path(kernel.default_save_file).write_text("{not json")
+    assert not run_module(vds_portal, {"target": IQN1, "tag": 1, "portal": "0.0.0.0:3260"}).failed
+
+
+def test_a_dbroot_that_cannot_be_created_fails_before_any_change(run_module, kernel):
+    kernel.preferred_dbroot.write_text("a file where the folder should be")
+    run = run_module(vds_portal_group, {"target": IQN1, "tag": 2, "portals": ["127.0.0.1:3399"]})
+    assert run.failed and run.result["changed"] is False and kernel.mutations == 0
+    assert "cannot prepare to save the kernel target's configuration (%s)" % kernel.preferred_dbroot \
+        in run.result["msg"]
+    assert "nothing was changed" in run.result["msg"] and "lio_save_config=false" in run.result["msg"]
 
 
 def test_missing_rtslib_names_the_package(run_module, monkeypatch):
@@ -119,9 +211,24 @@ def test_without_ipv6_only_ipv4_and_the_wildcards(tmp_path):
     assert ipaddress.ip_network("::1/128") not in lio.read_host_networks(str(tmp_path))
 
 
-def test_an_address_the_host_does_not_have_fails_in_planning(backend, kernel):
-    with pytest.raises(NotFoundError, match=r"portal 198\.51\.100\.7:3260: no interface of target-host"):
-        converge(backend, tag=2, portals=["198.51.100.7"])
+@pytest.mark.parametrize("check_mode", [True, False])
+def test_an_address_not_on_the_host_is_accepted_with_a_warning(run_module, kernel, check_mode):
+    args = {"target": IQN1, "tag": 2, "portals": ["198.51.100.7:3270", "127.0.0.1:3399"]}
+    run = run_module(vds_portal_group, args, check_mode=check_mode)
+    assert run.result["changed"] and not run.failed
+    assert run.warnings == [
+        "portal 198.51.100.7:3270: no interface of target-host has the address 198.51.100.7 now. The kernel target "
+        "accepts the portal and listens there as soon as the address is configured (a floating address, for "
+        "example); until then initiators cannot connect to it"]
+    if not check_mode:
+        assert kernel.groups()[2] == ["127.0.0.1:3261", "127.0.0.1:3399", "198.51.100.7:3270"]
+        again = run_module(vds_portal_group, args)
+        assert not again.result["changed"] and again.warnings == []  # nothing added, nothing to warn of
+
+
+def test_an_address_not_on_the_host_keeps_every_listener_check(backend, kernel):
+    with pytest.raises(ValidationError, match=r"portal 198\.51\.100\.7:3260 cannot be added .* wildcard portal"):
+        converge(backend, tag=2, portals=["198.51.100.7"], check_mode=True)
     assert kernel.mutations == 0
 
 
@@ -308,7 +415,7 @@ def test_module_quartet_saves_only_real_changes(run_module, kernel):
     assert checked.result["changed"] and checked.result["saved"] is False and kernel.mutations == 0
     real = run_module(vds_portal_group, args)
     assert real.result["changed"] and real.result["saved"] is True
-    assert real.result["save_file"] == "/etc/rtslib-fb-target/saveconfig.json"
+    assert real.result["save_file"] == kernel.default_save_file
     assert real.result["steps"] == checked.result["steps"]
     assert real.result["diff"] == checked.result["diff"]
     (path, saved), = kernel.saved
