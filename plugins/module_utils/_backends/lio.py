@@ -332,6 +332,7 @@ class LioBackend(Backend):
             if step.action == REMOVE_PORTAL:
                 listening.get(step.portal, set()).discard(holder)
             elif step.action == ADD_PORTAL:
+                self._check_listenable(step.portal)
                 self._check_bind(listening, step, target)
                 listening.setdefault(step.portal, set()).add(holder)
                 self._warn_if_not_on_host(subsystem, step.portal)
@@ -363,6 +364,16 @@ class LioBackend(Backend):
                 "change would drop them from the file. Restore the file first ('targetctl restore', which replaces "
                 "the running configuration), or move it away, or set lio_save_config=false; nothing was changed"
                 % (path, ", ".join(missing)))
+
+    @staticmethod
+    def _check_listenable(address: PortalAddress) -> None:
+        """Refuse the addresses no listener can take, whatever the host's interfaces."""
+        ip = ipaddress.ip_address(address.ip)
+        if ip.is_multicast:
+            raise ValidationError("portal %s: %s is a multicast address, which no listener can take" % (address, ip))
+        if ip.version == 6 and ip.is_link_local:
+            raise ValidationError("portal %s: a link-local IPv6 address is valid only with its interface, and a "
+                                  "portal cannot name one; use a global or unique-local address" % address)
 
     def _warn_if_not_on_host(self, subsystem: Subsystem, address: PortalAddress) -> None:
         ip = ipaddress.ip_address(address.ip)

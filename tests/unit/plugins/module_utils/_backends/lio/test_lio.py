@@ -9,6 +9,7 @@ import ipaddress
 import json
 import os
 import pathlib
+import re
 import stat
 
 import pytest
@@ -224,6 +225,16 @@ def test_an_address_not_on_the_host_is_accepted_with_a_warning(run_module, kerne
         assert kernel.groups()[2] == ["127.0.0.1:3261", "127.0.0.1:3399", "198.51.100.7:3270"]
         again = run_module(vds_portal_group, args)
         assert not again.result["changed"] and again.warnings == []  # nothing added, nothing to warn of
+
+
+@pytest.mark.parametrize("portal, reason", [
+    ("[fe80::1]:3260", "a link-local IPv6 address is valid only with its interface"),
+    ("239.1.2.3:3260", "239.1.2.3 is a multicast address"),
+    ("[ff02::1]:3260", "ff02::1 is a multicast address")])
+def test_addresses_no_listener_can_take_fail_in_planning(backend, kernel, portal, reason):
+    with pytest.raises(ValidationError, match=re.escape("portal %s: %s" % (portal, reason))):
+        converge(backend, tag=2, portals=[portal], check_mode=True)
+    assert kernel.mutations == 0
 
 
 def test_an_address_not_on_the_host_keeps_every_listener_check(backend, kernel):
