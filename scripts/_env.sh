@@ -35,22 +35,32 @@ vds_python_real() {
     "$1" -c 'import sys; print(sys.executable)'
 }
 
-# Prefer Python 3.12+ (ansible-core 2.21); fall back to 3.11 (ansible-core 2.19).
-# pyenv shims of versions that are not selected exist on PATH but exit 127,
-# so every candidate is run once before it is taken.
+# The interpreter, first found of: VDS_PYTHON; python3.14, python3.13, python3.12 on PATH;
+# pyenv's versions 3.12 and later (from `pyenv root`, else PYENV_ROOT), newest first; python3 if
+# it is 3.11 or later (ansible-core 2.19, see requirements-dev.txt). Every candidate is run once
+# before it is taken: pyenv shims of versions that are not selected exist on PATH but exit 127.
 vds_pick_python() {
-    local candidate pyenv_root
+    local candidate pyenv_root=
+    local -a candidates=()
     if [[ -n ${VDS_PYTHON:-} ]]; then
         vds_python_ok "$VDS_PYTHON" 3 11 || vds_die "VDS_PYTHON=$VDS_PYTHON is not a working Python >= 3.11"
+        VDS_PYTHON=$(vds_python_real "$VDS_PYTHON")
         return 0
     fi
-    pyenv_root=${PYENV_ROOT:-/root/.pyenv}
-    for candidate in \
-        /root/.pyenv/versions/3.12.1/bin/python3.12 \
-        "$pyenv_root"/versions/3.12.*/bin/python3.12 \
-        "$pyenv_root"/versions/3.13.*/bin/python3.13 \
-        "$(command -v python3.12 || true)" \
-        "$(command -v python3.13 || true)"; do
+    for candidate in python3.14 python3.13 python3.12; do
+        candidates+=("$(command -v "$candidate" || true)")
+    done
+    if command -v pyenv >/dev/null 2>&1; then
+        pyenv_root=$(pyenv root 2>/dev/null || true)
+    fi
+    pyenv_root=${pyenv_root:-${PYENV_ROOT:-}}
+    if [[ -n $pyenv_root && -d $pyenv_root/versions ]]; then
+        # sort -V orders 3.9 before 3.12; -r puts the newest first
+        mapfile -t -O "${#candidates[@]}" candidates < <(
+            compgen -G "$pyenv_root/versions/3.1[2-9]*/bin/python3.1[2-9]" | sort -V -r
+        )
+    fi
+    for candidate in "${candidates[@]}"; do
         if [[ -n $candidate && -x $candidate ]] && vds_python_ok "$candidate" 3 12; then
             VDS_PYTHON=$(vds_python_real "$candidate")
             return 0
@@ -61,7 +71,7 @@ vds_pick_python() {
         VDS_PYTHON=$(vds_python_real "$candidate")
         return 0
     fi
-    vds_die "no Python >= 3.11 found (tried 3.12/3.13 from pyenv and PATH, then python3)"
+    vds_die "no Python >= 3.11 found (tried VDS_PYTHON, python3.14/3.13/3.12 on PATH, pyenv's 3.12+ versions, python3); install Python 3.12 or later, or set VDS_PYTHON to one"
 }
 
 # (Re)build .venv when requirements-dev.txt or the interpreter changed since the last build.
@@ -80,7 +90,8 @@ vds_venv() {
     fi
     vds_log "Building .venv with $VDS_PYTHON from requirements-dev.txt ..."
     rm -rf "$VDS_VENV"
-    "$VDS_PYTHON" -m venv "$VDS_VENV" || vds_die "cannot create $VDS_VENV"
+    "$VDS_PYTHON" -m venv "$VDS_VENV" ||
+        vds_die "cannot create $VDS_VENV with $VDS_PYTHON (the python3 of Debian and Ubuntu needs the package python3-venv for it)"
     log=$VDS_VENV/pip-install.log
     if ! "$VDS_VENV/bin/python" -m pip install --disable-pip-version-check \
         -r "$VDS_ROOT/requirements-dev.txt" >"$log" 2>&1; then
