@@ -35,22 +35,32 @@ vds_python_real() {
     "$1" -c 'import sys; print(sys.executable)'
 }
 
-# Prefer Python 3.12+ (ansible-core 2.21); fall back to 3.11 (ansible-core 2.19).
-# pyenv shims of versions that are not selected exist on PATH but exit 127,
-# so every candidate is run once before it is taken.
+# The interpreter, first found of: VDS_PYTHON; python3.14, python3.13, python3.12 on PATH;
+# pyenv's versions 3.12 and later (from `pyenv root`, else PYENV_ROOT), newest first; python3 if
+# it is 3.11 or later (ansible-core 2.19, see requirements-dev.txt). Every candidate is run once
+# before it is taken: pyenv shims of versions that are not selected exist on PATH but exit 127.
 vds_pick_python() {
-    local candidate pyenv_root
+    local candidate pyenv_root=
+    local -a candidates=()
     if [[ -n ${VDS_PYTHON:-} ]]; then
         vds_python_ok "$VDS_PYTHON" 3 11 || vds_die "VDS_PYTHON=$VDS_PYTHON is not a working Python >= 3.11"
+        VDS_PYTHON=$(vds_python_real "$VDS_PYTHON")
         return 0
     fi
-    pyenv_root=${PYENV_ROOT:-/root/.pyenv}
-    for candidate in \
-        /root/.pyenv/versions/3.12.1/bin/python3.12 \
-        "$pyenv_root"/versions/3.12.*/bin/python3.12 \
-        "$pyenv_root"/versions/3.13.*/bin/python3.13 \
-        "$(command -v python3.12 || true)" \
-        "$(command -v python3.13 || true)"; do
+    for candidate in python3.14 python3.13 python3.12; do
+        candidates+=("$(command -v "$candidate" || true)")
+    done
+    if command -v pyenv >/dev/null 2>&1; then
+        pyenv_root=$(pyenv root 2>/dev/null || true)
+    fi
+    pyenv_root=${pyenv_root:-${PYENV_ROOT:-}}
+    if [[ -n $pyenv_root && -d $pyenv_root/versions ]]; then
+        # sort -V orders 3.9 before 3.12; -r puts the newest first
+        mapfile -t -O "${#candidates[@]}" candidates < <(
+            compgen -G "$pyenv_root/versions/3.1[2-9]*/bin/python3.1[2-9]" | sort -V -r
+        )
+    fi
+    for candidate in "${candidates[@]}"; do
         if [[ -n $candidate && -x $candidate ]] && vds_python_ok "$candidate" 3 12; then
             VDS_PYTHON=$(vds_python_real "$candidate")
             return 0
@@ -61,7 +71,7 @@ vds_pick_python() {
         VDS_PYTHON=$(vds_python_real "$candidate")
         return 0
     fi
-    vds_die "no Python >= 3.11 found (tried 3.12/3.13 from pyenv and PATH, then python3)"
+    vds_die "no Python >= 3.11 found (tried VDS_PYTHON, python3.14/3.13/3.12 on PATH, pyenv's 3.12+ versions, python3); install Python 3.12 or later, or set VDS_PYTHON to one"
 }
 
 # (Re)build .venv when requirements-dev.txt or the interpreter changed since the last build.
@@ -80,7 +90,8 @@ vds_venv() {
     fi
     vds_log "Building .venv with $VDS_PYTHON from requirements-dev.txt ..."
     rm -rf "$VDS_VENV"
-    "$VDS_PYTHON" -m venv "$VDS_VENV" || vds_die "cannot create $VDS_VENV"
+    "$VDS_PYTHON" -m venv "$VDS_VENV" ||
+        vds_die "cannot create $VDS_VENV with $VDS_PYTHON (the python3 of Debian and Ubuntu needs the package python3-venv for it)"
     log=$VDS_VENV/pip-install.log
     if ! "$VDS_VENV/bin/python" -m pip install --disable-pip-version-check \
         -r "$VDS_ROOT/requirements-dev.txt" >"$log" 2>&1; then
@@ -90,32 +101,66 @@ vds_venv() {
     printf '%s\n' "$want" >"$stamp"
 }
 
-# Every virtual environment ansible-test creates is bootstrapped with a get-pip script
-# that it downloads from a host outside the package registries, unless the script is
-# already in its cache. This stand-in installs the requested pip from the registry.
-vds_get_pip() {
-    local pip_version cache script
-    pip_version=$("$VDS_PYTHON_BIN" - "$VDS_PYVER" <<'PY'
-import re
-import sys
-import types
+# ansible-test bootstraps pip in every virtual environment it creates for sanity tests with a
+# get-pip script that it downloads from ci-files.testing.ansible.com, a host outside the package
+# index that not every machine reaches. It has no option for another source; it looks in its cache
+# first, and when the download fails it names the cache file to save a script as. So: prime one
+# sanity environment (public option --prime-venvs) under a throw-away HOME, where nothing is
+# cached. If that fails for want of the script, write a stand-in that installs the requested pip
+# from the package index at the place ansible-test named, relative to HOME, in the real HOME, and
+# prime again to prove that it works. The outcome is remembered in .venv for this HOME.
+vds_pip_bootstrap() {
+    local stamp out script probe_home named rel
+    stamp=$VDS_VENV/.pip-bootstrap
+    if [[ -f $stamp ]]; then
+        {
+            read -r out
+            read -r script
+        } <"$stamp" || true
+        if [[ $out == "$HOME" && (-z $script || -f $script) ]]; then
+            return 0
+        fi
+    fi
+    probe_home=$(mktemp -d "${TMPDIR:-/tmp}/vds-home.XXXXXX") || vds_die "mktemp failed"
+    if out=$(vds_prime_sanity_venv "$probe_home"); then
+        rm -rf "$probe_home"
+        printf '%s\n\n' "$HOME" >"$stamp"
+        return 0
+    fi
+    named=$(sed -n 's/^The bootstrap script can be manually downloaded and saved to: //p' <<<"$out")
+    rel=${named#"$probe_home"/}
+    if [[ $named != "$probe_home"/* || $rel != */get_pip_*.py ]]; then
+        rm -rf "$probe_home"
+        printf '%s\n' "$out" >&2
+        vds_die "ansible-test could not prepare a sanity test environment (its output is above)"
+    fi
+    script=$HOME/$rel
+    vds_log "ansible-test cannot download its pip bootstrap script; writing a stand-in: $script"
+    vds_write_get_pip "$probe_home/$rel"
+    vds_write_get_pip "$script"
+    if ! out=$(vds_prime_sanity_venv "$probe_home"); then
+        rm -rf "$probe_home"
+        printf '%s\n' "$out" >&2
+        vds_die "ansible-test cannot prepare a sanity test environment with the stand-in $script either (its output is above)"
+    fi
+    rm -rf "$probe_home"
+    printf '%s\n%s\n' "$HOME" "$script" >"$stamp"
+}
 
-try:
-    from ansible_test._internal.python_requirements import get_venv_packages
+# The environment of sanity test pep8 (it has requirements, so pip is bootstrapped), with HOME=$1.
+vds_prime_sanity_venv() {
+    (
+        cd "$VDS_COLLECTION" &&
+            HOME=$1 ansible-test sanity --local --python "$VDS_PYVER" --prime-venvs --test pep8 2>&1
+    )
+}
 
-    print(get_venv_packages(types.SimpleNamespace(version=sys.argv[1]))['pip'])
-except Exception:  # the private API moved: read the default from its source
-    import ansible_test._internal.python_requirements as mod
-
-    with open(mod.__file__, encoding='utf-8') as f:
-        print(re.search(r"pip='([^']+)'", f.read()).group(1))
-PY
-    ) || vds_die "cannot read the pip version ansible-test bootstraps"
-    cache=$HOME/.ansible/test/cache
-    script=$cache/get_pip_${pip_version//./_}.py
-    mkdir -p "$cache"
-    cat >"$script.tmp" <<'PY'
-"""Offline stand-in for get-pip.py: ensurepip, then pip install the arguments."""
+# A get-pip stand-in at $1: ensurepip, then pip install the arguments from the package index.
+vds_write_get_pip() {
+    mkdir -p "$(dirname "$1")" || vds_die "cannot create $(dirname "$1")"
+    rm -f "$1.download"
+    cat >"$1.tmp" <<'PY'
+"""Stand-in for get-pip.py: ensurepip, then pip install the arguments from the package index."""
 import subprocess
 import sys
 
@@ -123,7 +168,7 @@ args = [a for a in sys.argv[1:] if a not in ('--no-setuptools', '--no-wheel')]
 subprocess.check_call([sys.executable, '-m', 'ensurepip', '--upgrade'], stdout=subprocess.DEVNULL)
 subprocess.check_call([sys.executable, '-m', 'pip', 'install', '-q'] + args)
 PY
-    mv -f "$script.tmp" "$script"
+    mv -f "$1.tmp" "$1" || vds_die "cannot write $1"
 }
 
 # ansible-test needs the collection under .../ansible_collections/storage/vds/. A
@@ -150,7 +195,7 @@ export PATH=$VDS_VENV/bin:$PATH
 VDS_PYTHON_BIN=$VDS_VENV/bin/python
 VDS_PYVER=$("$VDS_PYTHON_BIN" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 export VDS_PYTHON VDS_PYTHON_BIN VDS_PYVER
-vds_get_pip
 vds_build_collection
+vds_pip_bootstrap
 export ANSIBLE_COLLECTIONS_PATH=$VDS_ROOT/.build
 cd "$VDS_ROOT" || vds_die "cannot enter $VDS_ROOT"

@@ -91,10 +91,36 @@ stage_docs() {
 }
 
 stage_lint() {
+    local tmp
     cd "$VDS_COLLECTION"
     ansible-lint
     # sanity's shellcheck covers only *.sh files
     shellcheck .ci/run
+    # Execution environment: the built tarball goes into the build context of tests/ee (written by
+    # ansible-builder create, no image built), is installed from there as the image's galaxy stage
+    # does, and ansible-builder introspect must find exactly requirements.txt and bindep.txt in it.
+    echo "--- execution environment (tests/ee)"
+    tmp=$(mktemp -d "${TMPDIR:-/tmp}/vds-ee.XXXXXX")
+    # shellcheck disable=SC2064 # expand now: tmp is local
+    trap "rm -rf '$tmp'" EXIT
+    mkdir "$tmp/ee"
+    cp tests/ee/execution-environment.yml tests/ee/requirements.yml "$tmp/ee/"
+    ansible-galaxy collection build --output-path "$tmp" >/dev/null
+    mv "$tmp"/storage-vds-*.tar.gz "$tmp/ee/storage-vds.tar.gz"
+    ansible-builder create --file "$tmp/ee/execution-environment.yml" --context "$tmp/context" \
+        --output-filename Containerfile >/dev/null
+    (
+        cd "$tmp/context/_build"
+        ANSIBLE_COLLECTIONS_PATH=$tmp/collections \
+            ansible-galaxy collection install -r requirements.yml -p "$tmp/collections" >/dev/null
+    )
+    if ! ansible-builder introspect "$tmp/collections" >"$tmp/introspect.yml"; then
+        cat "$tmp/introspect.yml" >&2
+        echo "ERROR: ansible-builder introspect failed on the collection installed from the tarball" >&2
+        return 1
+    fi
+    "$VDS_PYTHON_BIN" tests/ee/check_introspect.py "$tmp/introspect.yml" \
+        --python requirements.txt --system bindep.txt --collection storage.vds
 }
 
 stage_sanity() {
