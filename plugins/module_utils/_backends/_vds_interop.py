@@ -843,11 +843,17 @@ namespace StorageVds.Interop
 
     // ---- the facade PowerShell calls: one session per runspace, opened on first use ----
 
+    // Where a session's service loader comes from: on Windows the VDS loader class (CoCreateInstance),
+    // in tests a factory of fake providers. The loader returned holds one reference, the session's.
+    public delegate IVdsServiceLoader LoaderFactory();
+
     public static class Vds
     {
         public const string CLSID_VdsLoader = "9C38ED61-D565-4728-AEEE-C80952F0ECDE";
 
         static VdsSession session;
+        static LoaderFactory loaderFactory = CreateLoader;
+        static IComSeam loaderSeam = new ComSeam();
 
         // The walk may start from any loader: Windows uses the real one, the harness a fake.
         public static Hashtable Connect(IVdsServiceLoader loader, IComSeam seam)
@@ -860,11 +866,20 @@ namespace StorageVds.Interop
             });
         }
 
+        // Sessions opened from now on take their loader from this factory (null: the VDS loader class)
+        // and give references back through this seam (null: the COM runtime's).
+        public static void UseLoader(LoaderFactory factory, IComSeam seam)
+        {
+            CloseSession();
+            loaderFactory = factory != null ? factory : new LoaderFactory(CreateLoader);
+            loaderSeam = seam != null ? seam : new ComSeam();
+        }
+
         static VdsSession Current()
         {
             if (session == null)
             {
-                session = VdsSession.Open(CreateLoader(), new ComSeam());
+                session = VdsSession.Open(loaderFactory(), loaderSeam);
             }
             return session;
         }
