@@ -73,6 +73,14 @@ namespace StorageVds.Harness
             return fake;
         }
 
+        // A raw interface pointer handed over: a handle the counting seam maps back to the fake.
+        public IntPtr Raw(Fake fake)
+        {
+            long handle = Handles.Count + 1000;
+            Handles[handle] = Out(fake);
+            return new IntPtr(handle);
+        }
+
         public IntPtr Str(string text)
         {
             if (text == null)
@@ -137,10 +145,28 @@ namespace StorageVds.Harness
             }
         }
 
-        public override object TakeUnknown(IntPtr unknown)
+        // The raw reference becomes the wrapper's; one lacking an interface is released at once.
+        public override object TakeUnknown(IntPtr unknown, Guid[] required)
         {
             Fake fake;
-            return world.Handles.TryGetValue(unknown.ToInt64(), out fake) ? fake : null;
+            if (!world.Handles.TryGetValue(unknown.ToInt64(), out fake))
+            {
+                return null;
+            }
+            foreach (Guid iid in required)
+            {
+                bool found = false;
+                foreach (Type type in fake.GetType().GetInterfaces())
+                {
+                    found = found || type.GUID == iid;
+                }
+                if (!found)
+                {
+                    fake.Released++;
+                    return null;
+                }
+            }
+            return fake;
         }
 
         public override string TakeString(IntPtr text)
@@ -174,22 +200,22 @@ namespace StorageVds.Harness
             Label = label;
         }
 
-        public int Next(uint celt, out object item, out uint fetched)
+        public int Next(uint celt, out IntPtr item, out uint fetched)
         {
             int hr = World.Call(this, "Next");
             if (hr < 0)
             {
-                item = null;
+                item = IntPtr.Zero;
                 fetched = 0;
                 return hr;
             }
             if (next >= items.Count)
             {
-                item = null;
+                item = IntPtr.Zero;
                 fetched = 0;
                 return H.S_FALSE;
             }
-            item = World.Out(items[next++]);
+            item = World.Raw(items[next++]);
             fetched = 1;
             return H.S_OK;
         }
@@ -540,9 +566,7 @@ namespace StorageVds.Harness
             output.type = OutputType;
             if (Output != null)
             {
-                long handle = World.Handles.Count + 1000;
-                World.Handles[handle] = World.Out(Output);
-                output.pUnknown = new IntPtr(handle);
+                output.pUnknown = World.Raw(Output);
             }
             return WaitCall;
         }
