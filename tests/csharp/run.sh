@@ -5,7 +5,7 @@
 # errors, no assembly beyond System) and runs it under mono twice: against managed fakes (Harness.cs),
 # then against native COM objects (native/: a fake VDS provider in C, and NativeHarness.cs). Then it
 # proves the native harness can fail: variants of the class's source, each broken in one way a real
-# host would punish, must each fail it (exit code 1 with a FAIL line; not pass, not crash).
+# host would punish (a slot, a layout, a marshalling attribute, a leak), must each fail it (exit code 1 with a FAIL line; not pass, not crash).
 #   tests/csharp/run.sh [python]    python reads the C# out of its module file (default: python3)
 set -euo pipefail
 
@@ -77,6 +77,9 @@ variants = {
     "next-without-preservesig": ("[PreserveSig] int Next(", "int Next("),
     # an interface that is not IUnknown-based is dual: every slot shifts by four
     "async-not-iunknown": (asynchronous, 'Guid("D5D23B6D-5A55-4492-9889-397A3C2D2DBC")'),
+    # the bookkeeping itself: a string VDS allocated never freed, a reference never given back
+    "strings-not-freed": ("                Marshal.FreeCoTaskMem(text);\n", ""),
+    "references-not-released": ("                Marshal.ReleaseComObject(comObject);\n", ""),
 }
 for name, (old, new) in sorted(variants.items()):
     if source.count(old) != 1:
@@ -94,9 +97,10 @@ for variant in "$work"/variants/*/; do
         -out:"$variant/StorageVds.Interop.dll" "$variant/Vds.cs" >/dev/null
     rc=0
     output=$(native "$variant" 2>&1) || rc=$?
-    first=$(grep -m1 '^FAIL native' <<<"$output" || true)
+    # the first failure, with the first line of its detail
+    first=$(grep -m1 -A1 '^FAIL native' <<<"$output" | tr -s ' \n' ' ' || true)
     if ((rc == 1)) && [[ -n $first ]]; then
-        echo "variant $name: fails the native harness, as it must: ${first:0:200}"
+        echo "variant $name: fails the native harness, as it must: ${first:0:240}"
     elif ((rc == 0)); then
         echo "ERROR: variant $name passes the native harness" >&2
         broken=1
