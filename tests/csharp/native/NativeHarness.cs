@@ -7,7 +7,7 @@
 // so a misdeclared interface, structure or marshalling attribute fails here. After every facade
 // call the fake is audited: the exact COM calls made, every reference count back at its baseline,
 // no call on a deleted object, every string it handed out freed exactly once.
-// Exit code: 0 all scenarios passed, 1 at least one failed, 2 the harness itself could not run.
+// Exit code: 0 when every scenario passed, 1 when one failed (a crash of the runtime gives another).
 using System;
 using System.Collections;
 using System.Collections.Generic;

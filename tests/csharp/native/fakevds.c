@@ -12,6 +12,7 @@
  * handed out, which must come back through free() exactly once. free() is observed by interposing
  * it: the harness runs mono with this library in LD_PRELOAD. Objects and strings are never given
  * back to the allocator, so a late or double release is seen instead of corrupting memory.
+ * FAKEVDS_TRACE=1 in the environment prints every call, QueryInterface, AddRef and Release.
  */
 #include <pthread.h>
 #include <stdarg.h>
