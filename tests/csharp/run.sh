@@ -3,7 +3,8 @@
 #
 # Compiles the VDS interop class the way Windows PowerShell's Add-Type would (C# 5, warnings are
 # errors, no assembly beyond System) and runs it under mono twice: against managed fakes (Harness.cs),
-# then against native COM objects (native/: a fake VDS provider in C, and NativeHarness.cs). Then it
+# then against native COM objects (native/: a fake VDS provider in C, and NativeHarness.cs); the
+# scenarios of Scenarios.cs run in both, each against its own world of fakes. Then it
 # proves the native harness can fail: variants of the class's source, each broken in one way a real
 # host would punish (a slot, a layout, a marshalling attribute, a leak), must each fail it (exit code 1 with a FAIL line; not pass, not crash).
 #   tests/csharp/run.sh [python]    python reads the C# out of its module file (default: python3)
@@ -38,14 +39,15 @@ PY
 
 echo "mcs: $(mcs --version)"
 mcs -langversion:5 -noconfig -r:System.dll -warn:4 -warnaserror -target:library -out:"$work/StorageVds.Interop.dll" "$work/Vds.cs"
-mcs -langversion:5 -warnaserror -r:"$work/StorageVds.Interop.dll" -out:"$work/Harness.exe" "$here/Harness.cs"
+mcs -langversion:5 -warnaserror -r:"$work/StorageVds.Interop.dll" -out:"$work/Harness.exe" "$here/Harness.cs" "$here/Scenarios.cs"
 MONO_PATH=$work mono "$work/Harness.exe"
 
 # ---- native COM objects ----
 
 gcc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O1 -fPIC -shared -fvisibility=hidden \
     -Wl,-soname,libfakevds.so -o "$work/libfakevds.so" "$here/native/fakevds.c" -lpthread
-mcs -langversion:5 -warnaserror -r:"$work/StorageVds.Interop.dll" -out:"$work/NativeHarness.exe" "$here/native/NativeHarness.cs"
+mcs -langversion:5 -warnaserror -r:"$work/StorageVds.Interop.dll" -out:"$work/NativeHarness.exe" \
+    "$here/native/NativeHarness.cs" "$here/Scenarios.cs"
 
 # The harness beside the interop assembly it tests; free() is observed through LD_PRELOAD.
 native() { # folder holding StorageVds.Interop.dll
