@@ -514,8 +514,27 @@ namespace StorageVds.Shared
                     string created = Handle(Ok(lookup, "CreatePortalGroup"));
                     Ok(Call("Wait", "service", delegate { return Vds.Wait(created); }), "Wait");
                 }
-                W.TakeCalls();
+                List<string> steps = new List<string>(Open);
+                steps.Add("service IVdsService::GetObject");
+                steps.Add("g1 IVdsIscsiPortalGroup::AddPortal");
+                if (code >= 0)
+                {
+                    steps.Add("g1.AddPortal.async IVdsAsync::Wait");
+                }
+                steps.AddRange(new string[] {
+                    "service IVdsService::GetObject", "g2 IVdsIscsiPortalGroup::RemovePortal", "g2.RemovePortal.async IVdsAsync::Cancel",
+                    "g2.RemovePortal.async IVdsAsync::QueryStatus", "g2.RemovePortal.async IVdsAsync::Wait", "service IVdsService::GetObject",
+                });
+                if (code >= 0)
+                {
+                    steps.AddRange(new string[] {
+                        "t2 IVdsIscsiTarget::CreatePortalGroup", "t2.CreatePortalGroup.async IVdsAsync::Wait",
+                        "t2.g1 IVdsIscsiPortalGroup::GetProperties",
+                    });
+                }
+                Calls("every step with " + hex, steps.ToArray());
                 Ok(Call("Close", "", delegate { return Vds.Close(); }), "Close");
+                Calls("Close makes no COM call but releases");
             }
         }
 
@@ -542,24 +561,34 @@ namespace StorageVds.Shared
                                                      "service IVdsService::GetObject", "p1 IVdsIscsiPortal::SetStatus"));
         }
 
-        static void SnapshotFailure(string key, int code, string call, string held)
+        static void SnapshotFailure(string key, int code, string call, string held, string last)
         {
             World(false);
             W.Fault(key, code, 1);
             Fails(Call("Snapshot with " + key + " failing", held, delegate { return Vds.Snapshot(null); }), code, call, key);
-            W.TakeCalls();
+            // The walk stops at the call that failed: it is the last one made.
+            string[] made = W.TakeCalls();
+            comCalls++;
+            Equal(last, made.Length == 0 ? "(no call)" : made[made.Length - 1], key + ": the last COM call");
         }
 
         static void SnapshotFailures()
         {
             SnapshotFailure("g2.members.Next", C.VDS_E_ANOTHER_CALL_IN_PROGRESS,
-                            "IEnumVdsObject::Next after IVdsIscsiPortalGroup::QueryAssociatedPortals", "service");
-            SnapshotFailure("t1.GetProperties", C.VDS_E_OBJECT_DELETED, "IVdsIscsiTarget::GetProperties", "service");
-            SnapshotFailure("a.GetProperties", C.VDS_E_PROVIDER_CACHE_CORRUPT, "IVdsSubSystem::GetProperties", "service");
-            SnapshotFailure("service.QueryProviders", C.VDS_E_ACCESS_DENIED, "IVdsService::QueryProviders", "service");
-            SnapshotFailure("g1.QueryAssociatedPortals", C.VDS_E_OBJECT_DELETED, "IVdsIscsiPortalGroup::QueryAssociatedPortals", "service");
-            SnapshotFailure("service.WaitForServiceReady", C.VDS_E_NOT_SUPPORTED, "IVdsService::WaitForServiceReady", "");
-            SnapshotFailure("loader.LoadService", C.VDS_E_ACCESS_DENIED, "IVdsServiceLoader::LoadService", "");
+                            "IEnumVdsObject::Next after IVdsIscsiPortalGroup::QueryAssociatedPortals", "service",
+                            "g2.members IEnumVdsObject::Next");
+            SnapshotFailure("t1.GetProperties", C.VDS_E_OBJECT_DELETED, "IVdsIscsiTarget::GetProperties", "service",
+                            "t1 IVdsIscsiTarget::GetProperties");
+            SnapshotFailure("a.GetProperties", C.VDS_E_PROVIDER_CACHE_CORRUPT, "IVdsSubSystem::GetProperties", "service",
+                            "a IVdsSubSystem::GetProperties");
+            SnapshotFailure("service.QueryProviders", C.VDS_E_ACCESS_DENIED, "IVdsService::QueryProviders", "service",
+                            "service IVdsService::QueryProviders");
+            SnapshotFailure("g1.QueryAssociatedPortals", C.VDS_E_OBJECT_DELETED, "IVdsIscsiPortalGroup::QueryAssociatedPortals", "service",
+                            "g1 IVdsIscsiPortalGroup::QueryAssociatedPortals");
+            SnapshotFailure("service.WaitForServiceReady", C.VDS_E_NOT_SUPPORTED, "IVdsService::WaitForServiceReady", "",
+                            "service IVdsService::WaitForServiceReady");
+            SnapshotFailure("loader.LoadService", C.VDS_E_ACCESS_DENIED, "IVdsServiceLoader::LoadService", "",
+                            "loader IVdsServiceLoader::LoadService");
         }
 
         static readonly string[] Names = {

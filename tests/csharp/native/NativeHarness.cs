@@ -36,6 +36,8 @@ namespace StorageVds.NativeHarness
         [DllImport(Lib)] public static extern int fv_frees(IntPtr text);
         [DllImport(Lib)] public static extern IntPtr fv_audit(string held);
         [DllImport(Lib)] public static extern int fv_layout(string what);
+        [DllImport(Lib)] public static extern IntPtr fv_object(string label);
+        [DllImport(Lib)] public static extern void fv_delete(string label);
 
         public static string Text(IntPtr text)
         {
@@ -154,6 +156,41 @@ namespace StorageVds.NativeHarness
             }
         }
 
+        static void AuditFinds(string wrong, string expected)
+        {
+            string found = Native.Text(Native.fv_audit(""));
+            Check(found.Contains(expected), "the audit misses " + wrong + ": expected <" + expected + "> in <" + found + ">");
+        }
+
+        // The audit itself: each wrong act below, done on purpose, must show in it.
+        static void AuditCatchesMistakes()
+        {
+            Native.fv_world(0);
+            IntPtr leaked = Native.fv_object("p1");
+            AuditFinds("a reference kept", "p1: 2 references, expected 1");
+            Marshal.Release(leaked);
+            Marshal.Release(leaked);
+            AuditFinds("a reference released twice", "p1: released below the reference the provider keeps");
+
+            Native.fv_world(0);
+            IntPtr probe = Native.fv_probe_string();
+            AuditFinds("a string never freed", "probe string: freed 0 times, expected once");
+            Marshal.FreeCoTaskMem(probe);
+            Marshal.FreeCoTaskMem(probe);
+            AuditFinds("a string freed twice", "probe string: freed 2 times, expected once");
+
+            Native.fv_world(0);
+            IntPtr raw = Native.fv_object("g2");
+            Native.fv_delete("g2");
+            object group = Marshal.GetObjectForIUnknown(raw);
+            Marshal.Release(raw);
+            VDS_ISCSI_PORTALGROUP_PROP properties;
+            int hr = ((IVdsIscsiPortalGroup)group).GetProperties(out properties);
+            Marshal.ReleaseComObject(group);
+            Check(hr == C.VDS_E_OBJECT_DELETED, "a deleted group answers VDS_E_OBJECT_DELETED");
+            AuditFinds("a call on a deleted object", "g2: call on a deleted object: IVdsIscsiPortalGroup::GetProperties");
+        }
+
         static int Main()
         {
             try
@@ -165,6 +202,16 @@ namespace StorageVds.NativeHarness
             {
                 Console.WriteLine("FAIL native: structure layouts and free() of provider strings: " + e.Message);
                 Console.WriteLine("native: stopped: with a wrong layout the provider would write past managed buffers");
+                return 1;
+            }
+            try
+            {
+                AuditCatchesMistakes();
+                Console.WriteLine("PASS native: the audit finds a reference kept or released twice, a string not freed or freed twice, a call on a deleted object");
+            }
+            catch (Exception e)
+            {
+                Console.WriteLine("FAIL native: the audit of the fake: " + e.Message);
                 return 1;
             }
             return Scenarios.Run(new NativeWorld(), "native") == 0 ? 0 : 1;

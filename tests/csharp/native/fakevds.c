@@ -1389,6 +1389,22 @@ EXPORT int fv_refs(const char *label)
     return o ? o->refs : -1;
 }
 
+/* For the harness's check of the audit itself: an object's IUnknown (one reference, the caller's),
+ * and deleting an object as a provider would. */
+EXPORT void *fv_object(const char *label)
+{
+    struct obj *o = find_label(label);
+    return o ? hand(o, NULL) : NULL;
+}
+
+EXPORT void fv_delete(const char *label)
+{
+    struct obj *o = find_label(label);
+    if (o) {
+        o->deleted = 1;
+    }
+}
+
 /* A string handed out like the provider's, for the harness to check that free() is observed. */
 EXPORT void *fv_probe_string(void)
 {
