@@ -606,42 +606,57 @@ namespace StorageVds.Shared
             "snapshot failures name the call and give everything back",
         };
 
-        // Runs every scenario against the world, prints one line each and a summary; the number failed.
-        public static int Run(IFakeWorld world, string kind)
+        public static int Count
         {
-            W = world;
-            facadeCalls = 0;
-            comCalls = 0;
+            get { return Names.Length; }
+        }
+
+        public static string Name(int index)
+        {
+            return Names[index];
+        }
+
+        // Runs one scenario against the world and prints one line: whether it passed.
+        public static bool RunOne(IFakeWorld world, string kind, int index)
+        {
             Action[] bodies = {
                 Walk, AddPortalWithProgress, WaitKeepsTwoHresults, CreatePortalGroupAndTheCap, DeleteThenTheDeletedGroup,
                 NotFound, Busy, CacheCorrupt, EveryCode, CancelKeepsTheOperation, CloseReleasesPending, SnapshotFailures,
             };
-            int passed = 0;
-            int failed = 0;
-            for (int i = 0; i < bodies.Length; i++)
+            W = world;
+            int calls = comCalls;
+            int facades = facadeCalls;
+            try
             {
-                int calls = comCalls;
-                int facades = facadeCalls;
-                try
-                {
-                    bodies[i]();
-                    passed++;
-                    Console.WriteLine("PASS {0}: {1} ({2} facade calls audited, {3} COM calls asserted)",
-                                      kind, Names[i], facadeCalls - facades, comCalls - calls);
-                }
-                catch (Exception e)
-                {
-                    failed++;
-                    Console.WriteLine("FAIL {0}: {1}: {2}", kind, Names[i], e is Failed ? e.Message : e.ToString());
-                }
-                finally
-                {
-                    Vds.Close();
-                    Vds.UseLoader(null, null);
-                }
+                bodies[index]();
+                Console.WriteLine("PASS {0}: {1} ({2} facade calls audited, {3} COM calls asserted)",
+                                  kind, Names[index], facadeCalls - facades, comCalls - calls);
+                return true;
+            }
+            catch (Exception e)
+            {
+                Console.WriteLine("FAIL {0}: {1}: {2}", kind, Names[index], e is Failed ? e.Message : e.ToString());
+                return false;
+            }
+            finally
+            {
+                Vds.Close();
+                Vds.UseLoader(null, null);
+            }
+        }
+
+        // Runs every scenario against the world, prints one line each and a summary; the number failed.
+        public static int Run(IFakeWorld world, string kind)
+        {
+            facadeCalls = 0;
+            comCalls = 0;
+            int failed = 0;
+            for (int i = 0; i < Names.Length; i++)
+            {
+                failed += RunOne(world, kind, i) ? 0 : 1;
             }
             Console.WriteLine("{0}: {1} shared scenarios passed, {2} failed; {3} facade calls audited, {4} COM calls asserted in order",
-                              kind, passed, failed, facadeCalls, comCalls);
+                              kind, Names.Length - failed, failed, facadeCalls, comCalls);
             return failed;
         }
     }

@@ -7,11 +7,16 @@
 // so a misdeclared interface, structure or marshalling attribute fails here. After every facade
 // call the fake is audited: the exact COM calls made, every reference count back at its baseline,
 // no call on a deleted object, every string it handed out freed exactly once.
-// Exit code: 0 when every scenario passed, 1 when one failed (a crash of the runtime gives another).
+// Each shared scenario runs in its own process: a call through a wrong slot may write through a
+// wrong pointer and crash the runtime, which is then reported as that scenario's failure.
+// Exit code: 0 when every scenario passed, 1 when one failed.
 using System;
 using System.Collections;
 using System.Collections.Generic;
+using System.Diagnostics;
+using System.Reflection;
 using System.Runtime.InteropServices;
+using System.Text.RegularExpressions;
 using StorageVds.Interop;
 using StorageVds.Shared;
 
@@ -191,8 +196,44 @@ namespace StorageVds.NativeHarness
             AuditFinds("a call on a deleted object", "g2: call on a deleted object: IVdsIscsiPortalGroup::GetProperties");
         }
 
-        static int Main()
+        // One scenario in its own process, so that a crash of the runtime (a call through a wrong slot
+        // may write through a wrong pointer) is reported against the scenario, and the others still run.
+        static bool RunAlone(int index, ref int facades, ref int calls)
         {
+            ProcessStartInfo start = new ProcessStartInfo(Process.GetCurrentProcess().MainModule.FileName,
+                                                          "\"" + Assembly.GetEntryAssembly().Location + "\" --scenario " + index);
+            start.UseShellExecute = false;
+            start.RedirectStandardOutput = true;
+            start.RedirectStandardError = true;
+            using (Process child = Process.Start(start))
+            {
+                System.Threading.Tasks.Task<string> errors = child.StandardError.ReadToEndAsync();
+                string output = child.StandardOutput.ReadToEnd();
+                child.WaitForExit();
+                Console.Write(output);
+                Match counts = Regex.Match(output, @"^PASS native: .*\((\d+) facade calls audited, (\d+) COM calls asserted\)", RegexOptions.Multiline);
+                if (child.ExitCode == 0 && counts.Success)
+                {
+                    facades += int.Parse(counts.Groups[1].Value);
+                    calls += int.Parse(counts.Groups[2].Value);
+                    return true;
+                }
+                if (child.ExitCode != 1 || !output.Contains("FAIL native: "))
+                {
+                    string[] lines = (output + errors.Result).Split('\n');
+                    string cause = Array.Find(lines, line => line.StartsWith("Got a SIG") || line.Contains("Exception")) ?? "";
+                    Console.WriteLine("FAIL native: {0}: the runtime crashed (exit code {1}) {2}", Scenarios.Name(index), child.ExitCode, cause.Trim());
+                }
+                return false;
+            }
+        }
+
+        static int Main(string[] args)
+        {
+            if (args.Length == 2 && args[0] == "--scenario")
+            {
+                return Scenarios.RunOne(new NativeWorld(), "native", int.Parse(args[1])) ? 0 : 1;
+            }
             try
             {
                 Layouts();
@@ -214,7 +255,16 @@ namespace StorageVds.NativeHarness
                 Console.WriteLine("FAIL native: the audit of the fake: " + e.Message);
                 return 1;
             }
-            return Scenarios.Run(new NativeWorld(), "native") == 0 ? 0 : 1;
+            int failed = 0;
+            int facades = 0;
+            int calls = 0;
+            for (int i = 0; i < Scenarios.Count; i++)
+            {
+                failed += RunAlone(i, ref facades, ref calls) ? 0 : 1;
+            }
+            Console.WriteLine("native: {0} shared scenarios passed, {1} failed, each in its own process; {2} facade calls audited, {3} COM calls asserted in order",
+                              Scenarios.Count - failed, failed, facades, calls);
+            return failed == 0 ? 0 : 1;
         }
     }
 }
