@@ -42,6 +42,8 @@ namespace StorageVds.NativeHarness
         [DllImport(Lib)] public static extern IntPtr fv_audit(string held);
         [DllImport(Lib)] public static extern int fv_layout(string what);
         [DllImport(Lib)] public static extern IntPtr fv_object(string label);
+        [DllImport(Lib)] public static extern int fv_slots(string iface);
+        [DllImport(Lib)] public static extern IntPtr fv_slot(string iface, int slot);
         [DllImport(Lib)] public static extern void fv_delete(string label);
 
         public static string Text(IntPtr text)
@@ -125,7 +127,7 @@ namespace StorageVds.NativeHarness
 
         // Sizes and offsets of every structure the class declares, against the native ones; and free()
         // of a string the fake handed out is observed. A mismatch here would make later scenarios
-        // write past managed buffers, so the run stops when this fails.
+        // write past managed buffers, so the run stops.
         static void Layouts()
         {
             List<string> wrong = new List<string>();
@@ -151,6 +153,39 @@ namespace StorageVds.NativeHarness
             IntPtr probe = Native.fv_probe_string();
             Marshal.FreeCoTaskMem(probe);
             Check(Native.fv_frees(probe) == 1, "free() of a provider string is not observed (LD_PRELOAD of libfakevds)");
+        }
+
+        // The slot the runtime calls for every method of every interface, against the fake's vtables
+        // (also the slots the class never calls).
+        static void Slots()
+        {
+            List<string> wrong = new List<string>();
+            // Each method of each interface is called at the slot the runtime computes for it: that
+            // slot must hold the native method of the same name, and no method may be missing.
+            foreach (Type type in typeof(Vds).Assembly.GetTypes())
+            {
+                if (!type.IsInterface || !type.IsImport)
+                {
+                    continue;
+                }
+                int slots = Native.fv_slots(type.Name);
+                Check(slots > 0, "the fake has no interface " + type.Name);
+                MethodInfo[] methods = type.GetMethods();
+                if (methods.Length != slots - 3)
+                {
+                    wrong.Add(string.Format("{0}: {1} methods declared, the vtable has {2}", type.Name, methods.Length, slots - 3));
+                }
+                foreach (MethodInfo method in methods)
+                {
+                    int slot = Marshal.GetComSlotForMethodInfo(method);
+                    string native = Native.Text(Native.fv_slot(type.Name, slot));
+                    if (native != method.Name)
+                    {
+                        wrong.Add(string.Format("{0}::{1} is called at slot {2}, which holds {3}", type.Name, method.Name, slot, native ?? "nothing"));
+                    }
+                }
+            }
+            Check(wrong.Count == 0, "interfaces differ from the vtables of the IDL: " + string.Join("; ", wrong.ToArray()));
         }
 
         static void Check(bool condition, string what)
@@ -237,13 +272,26 @@ namespace StorageVds.NativeHarness
             try
             {
                 Layouts();
-                Console.WriteLine("PASS native: structure layouts and free() of provider strings");
+                Console.WriteLine("PASS native: structure layouts, free() of provider strings");
             }
             catch (Exception e)
             {
-                Console.WriteLine("FAIL native: structure layouts and free() of provider strings: " + e.Message);
+                Console.WriteLine("FAIL native: structure layouts, free() of provider strings: " + e.Message);
                 Console.WriteLine("native: stopped: with a wrong layout the provider would write past managed buffers");
                 return 1;
+            }
+            // A wrong slot fails here, and the scenarios still run: each in its own process, where a call
+            // through the wrong slot shows as a failed scenario or a crash.
+            int failed = 0;
+            try
+            {
+                Slots();
+                Console.WriteLine("PASS native: every method of every interface at its vtable slot");
+            }
+            catch (Exception e)
+            {
+                failed++;
+                Console.WriteLine("FAIL native: vtable slots: " + e.Message);
             }
             try
             {
@@ -255,15 +303,16 @@ namespace StorageVds.NativeHarness
                 Console.WriteLine("FAIL native: the audit of the fake: " + e.Message);
                 return 1;
             }
-            int failed = 0;
             int facades = 0;
             int calls = 0;
+            int scenariosFailed = 0;
             for (int i = 0; i < Scenarios.Count; i++)
             {
-                failed += RunAlone(i, ref facades, ref calls) ? 0 : 1;
+                scenariosFailed += RunAlone(i, ref facades, ref calls) ? 0 : 1;
             }
+            failed += scenariosFailed;
             Console.WriteLine("native: {0} shared scenarios passed, {1} failed, each in its own process; {2} facade calls audited, {3} COM calls asserted in order",
-                              Scenarios.Count - failed, failed, facades, calls);
+                              Scenarios.Count - scenariosFailed, scenariosFailed, facades, calls);
             return failed == 0 ? 0 : 1;
         }
     }

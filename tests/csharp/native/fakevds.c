@@ -124,6 +124,8 @@ struct iface {
     const char *name;
     GUID iid;
     const slot_fn *vtbl;
+    const char *const *names; /* the IDL's methods after IUnknown, in vtable order */
+    int nnames;
 };
 
 /* One interface pointer of an object: its first field is the vtable pointer. */
@@ -1014,8 +1016,13 @@ GUARD_SLOT(8)
 #define IUNKNOWN SLOT(qi), SLOT(addref), SLOT(release)
 
 #define IFACE(I, d1, d2, d3, b0, b1, b2, b3, b4, b5, b6, b7)                                                             \
-    const struct iface I_##I = {#I, {d1, d2, d3, {b0, b1, b2, b3, b4, b5, b6, b7}}, vt_##I}
+    const struct iface I_##I = {#I,                                                                                    \
+                                {d1, d2, d3, {b0, b1, b2, b3, b4, b5, b6, b7}},                                        \
+                                vt_##I,                                                                                \
+                                nm_##I,                                                                                \
+                                (int)(sizeof nm_##I / sizeof nm_##I[0])}
 
+static const char *const nm_IVdsServiceLoader[] = {"LoadService"};
 static const slot_fn vt_IVdsServiceLoader[] = {IUNKNOWN, SLOT(loader_LoadService), GUARDS};
 IFACE(IVdsServiceLoader, 0xE0393303, 0x90D4, 0x4A97, 0xAB, 0x71, 0xE9, 0xB6, 0x71, 0xEE, 0x27, 0x29);
 
@@ -1033,6 +1040,7 @@ UNUSED_SLOT(IVdsService, Unadvise)
 UNUSED_SLOT(IVdsService, Reboot)
 UNUSED_SLOT(IVdsService, SetFlags)
 UNUSED_SLOT(IVdsService, ClearFlags)
+static const char *const nm_IVdsService[] = {"IsServiceReady", "WaitForServiceReady", "GetProperties", "QueryProviders", "QueryMaskedDisks", "QueryUnallocatedDisks", "GetObject", "QueryDriveLetters", "QueryFileSystemTypes", "Reenumerate", "Refresh", "CleanupObsoleteMountPoints", "Advise", "Unadvise", "Reboot", "SetFlags", "ClearFlags"};
 static const slot_fn vt_IVdsService[] = {
     IUNKNOWN,
     SLOT(IVdsService_IsServiceReady),
@@ -1059,23 +1067,28 @@ IFACE(IVdsService, 0x0818A8EF, 0x9BA9, 0x40D8, 0xA6, 0xF9, 0xE2, 0x28, 0x33, 0xC
 UNUSED_SLOT(IEnumVdsObject, Skip)
 UNUSED_SLOT(IEnumVdsObject, Reset)
 UNUSED_SLOT(IEnumVdsObject, Clone)
+static const char *const nm_IEnumVdsObject[] = {"Next", "Skip", "Reset", "Clone"};
 static const slot_fn vt_IEnumVdsObject[] = {
     IUNKNOWN, SLOT(enum_Next), SLOT(IEnumVdsObject_Skip), SLOT(IEnumVdsObject_Reset), SLOT(IEnumVdsObject_Clone), GUARDS,
 };
 IFACE(IEnumVdsObject, 0x118610B7, 0x8D94, 0x4030, 0xB5, 0xB8, 0x50, 0x08, 0x89, 0x78, 0x8E, 0x4E);
 
+static const char *const nm_IVdsAsync[] = {"Cancel", "Wait", "QueryStatus"};
 static const slot_fn vt_IVdsAsync[] = {IUNKNOWN, SLOT(async_Cancel), SLOT(async_Wait), SLOT(async_QueryStatus), GUARDS};
 IFACE(IVdsAsync, 0xD5D23B6D, 0x5A55, 0x4492, 0x98, 0x89, 0x39, 0x7A, 0x3C, 0x2D, 0x2D, 0xBC);
 
 UNUSED_SLOT(IVdsProvider, GetProperties)
+static const char *const nm_IVdsProvider[] = {"GetProperties"};
 static const slot_fn vt_IVdsProvider[] = {IUNKNOWN, SLOT(IVdsProvider_GetProperties), GUARDS};
 IFACE(IVdsProvider, 0x10C5E575, 0x7984, 0x4E81, 0xA5, 0x6B, 0x43, 0x1F, 0x5F, 0x92, 0xAE, 0x42);
 
+static const char *const nm_IVdsHwProvider[] = {"QuerySubSystems", "Reenumerate", "Refresh"};
 static const slot_fn vt_IVdsHwProvider[] = {
     IUNKNOWN, SLOT(provider_QuerySubSystems), SLOT(provider_Reenumerate), SLOT(provider_Refresh), GUARDS,
 };
 IFACE(IVdsHwProvider, 0xD99BDAAE, 0xB13A, 0x4178, 0x9F, 0xDB, 0xE2, 0x7F, 0x16, 0xB4, 0x60, 0x3E);
 
+static const char *const nm_IVdsHwProviderType[] = {"GetProviderType"};
 static const slot_fn vt_IVdsHwProviderType[] = {IUNKNOWN, SLOT(provider_GetProviderType), GUARDS};
 IFACE(IVdsHwProviderType, 0x3E0F5166, 0x542D, 0x4FC6, 0x94, 0x7A, 0x01, 0x21, 0x74, 0x24, 0x0B, 0x7E);
 
@@ -1090,6 +1103,7 @@ UNUSED_SLOT(IVdsSubSystem, CreateLun)
 UNUSED_SLOT(IVdsSubSystem, ReplaceDrive)
 UNUSED_SLOT(IVdsSubSystem, SetStatus)
 UNUSED_SLOT(IVdsSubSystem, QueryMaxLunCreateSize)
+static const char *const nm_IVdsSubSystem[] = {"GetProperties", "GetProvider", "QueryControllers", "QueryLuns", "QueryDrives", "GetDrive", "Reenumerate", "SetControllerStatus", "CreateLun", "ReplaceDrive", "SetStatus", "QueryMaxLunCreateSize"};
 static const slot_fn vt_IVdsSubSystem[] = {
     IUNKNOWN,
     SLOT(subsystem_GetProperties),
@@ -1110,6 +1124,7 @@ IFACE(IVdsSubSystem, 0x6FCEE2D3, 0x6D90, 0x4F91, 0x80, 0xE2, 0xA5, 0xC7, 0xCA, 0
 
 UNUSED_SLOT(IVdsSubSystemIscsi, CreateTarget)
 UNUSED_SLOT(IVdsSubSystemIscsi, SetIpsecGroupPresharedKey)
+static const char *const nm_IVdsSubSystemIscsi[] = {"QueryTargets", "QueryPortals", "CreateTarget", "SetIpsecGroupPresharedKey"};
 static const slot_fn vt_IVdsSubSystemIscsi[] = {
     IUNKNOWN,
     SLOT(subsystem_QueryTargets),
@@ -1127,6 +1142,7 @@ UNUSED_SLOT(IVdsIscsiTarget, SetFriendlyName)
 UNUSED_SLOT(IVdsIscsiTarget, SetSharedSecret)
 UNUSED_SLOT(IVdsIscsiTarget, RememberInitiatorSharedSecret)
 UNUSED_SLOT(IVdsIscsiTarget, GetConnectedInitiators)
+static const char *const nm_IVdsIscsiTarget[] = {"GetProperties", "GetSubSystem", "QueryPortalGroups", "QueryAssociatedLuns", "CreatePortalGroup", "Delete", "SetFriendlyName", "SetSharedSecret", "RememberInitiatorSharedSecret", "GetConnectedInitiators"};
 static const slot_fn vt_IVdsIscsiTarget[] = {
     IUNKNOWN,
     SLOT(target_GetProperties),
@@ -1144,6 +1160,7 @@ static const slot_fn vt_IVdsIscsiTarget[] = {
 IFACE(IVdsIscsiTarget, 0xAA8F5055, 0x83E5, 0x4BCC, 0xAA, 0x73, 0x19, 0x85, 0x1A, 0x36, 0xA8, 0x49);
 
 UNUSED_SLOT(IVdsIscsiPortalGroup, GetTarget)
+static const char *const nm_IVdsIscsiPortalGroup[] = {"GetProperties", "GetTarget", "QueryAssociatedPortals", "AddPortal", "RemovePortal", "Delete"};
 static const slot_fn vt_IVdsIscsiPortalGroup[] = {
     IUNKNOWN,
     SLOT(group_GetProperties),
@@ -1161,6 +1178,7 @@ UNUSED_SLOT(IVdsIscsiPortal, QueryAssociatedPortalGroups)
 UNUSED_SLOT(IVdsIscsiPortal, SetIpsecTunnelAddress)
 UNUSED_SLOT(IVdsIscsiPortal, GetIpsecSecurity)
 UNUSED_SLOT(IVdsIscsiPortal, SetIpsecSecurity)
+static const char *const nm_IVdsIscsiPortal[] = {"GetProperties", "GetSubSystem", "QueryAssociatedPortalGroups", "SetStatus", "SetIpsecTunnelAddress", "GetIpsecSecurity", "SetIpsecSecurity"};
 static const slot_fn vt_IVdsIscsiPortal[] = {
     IUNKNOWN,
     SLOT(portal_GetProperties),
@@ -1462,6 +1480,42 @@ EXPORT const char *fv_audit(const char *held)
     }
     pthread_mutex_unlock(&lock);
     return audit.data ? audit.data : "";
+}
+
+/* The interfaces of the fake: the harness compares the class's declarations with their vtables. */
+static const struct iface *const all_ifaces[] = {
+    &I_IVdsServiceLoader,    &I_IVdsService,     &I_IEnumVdsObject, &I_IVdsAsync,
+    &I_IVdsProvider,         &I_IVdsHwProvider,  &I_IVdsHwProviderType,
+    &I_IVdsSubSystem,        &I_IVdsSubSystemIscsi, &I_IVdsIscsiTarget,
+    &I_IVdsIscsiPortalGroup, &I_IVdsIscsiPortal,
+};
+
+static const struct iface *iface_named(const char *name)
+{
+    for (size_t i = 0; i < sizeof all_ifaces / sizeof all_ifaces[0]; i++) {
+        if (strcmp(all_ifaces[i]->name, name) == 0) {
+            return all_ifaces[i];
+        }
+    }
+    return NULL;
+}
+
+/* The number of slots of an interface's vtable (IUnknown's three included), 0 when unknown. */
+EXPORT int fv_slots(const char *name)
+{
+    const struct iface *f = iface_named(name);
+    return f ? 3 + f->nnames : 0;
+}
+
+/* The method at a slot of an interface's vtable, NULL past its end. */
+EXPORT const char *fv_slot(const char *name, int slot)
+{
+    static const char *const iunknown[] = {"QueryInterface", "AddRef", "Release"};
+    const struct iface *f = iface_named(name);
+    if (!f || slot < 0 || slot >= 3 + f->nnames) {
+        return NULL;
+    }
+    return slot < 3 ? iunknown[slot] : f->names[slot - 3];
 }
 
 /* Sizes and offsets of the structures, for the harness to compare with the class's declarations. */
