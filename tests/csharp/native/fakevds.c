@@ -334,8 +334,18 @@ static int in_world(const struct obj *o)
 /* Whether the last call answered with a scripted fault. */
 static int fault_hit;
 
-/* A call through a method slot: recorded; refused on a destroyed or deleted object. */
+/* A call through a method slot: recorded; refused on a destroyed or deleted object. The lock
+ * keeps the books straight should the runtime's finalizer thread release an object meanwhile. */
+static HRESULT enter_locked(struct face *self, const char *method);
 static HRESULT enter(struct face *self, const char *method)
+{
+    pthread_mutex_lock(&lock);
+    HRESULT hr = enter_locked(self, method);
+    pthread_mutex_unlock(&lock);
+    return hr;
+}
+
+static HRESULT enter_locked(struct face *self, const char *method)
 {
     struct obj *o = self->owner;
     char call[96];
@@ -500,7 +510,9 @@ static struct face *face_of(struct obj *o, const struct iface *iface)
 /* An interface pointer handed to the caller: one more reference, the caller's. */
 static void *hand(struct obj *o, const struct iface *iface)
 {
+    pthread_mutex_lock(&lock);
     o->refs++;
+    pthread_mutex_unlock(&lock);
     return iface ? (void *)face_of(o, iface) : (void *)&o->faces[0];
 }
 
