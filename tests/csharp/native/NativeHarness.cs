@@ -31,7 +31,6 @@ namespace StorageVds.NativeHarness
         [DllImport(Lib)] public static extern int fv_id(string label, out Guid id);
         [DllImport(Lib)] public static extern void fv_fault(string key, int hr, int times);
         [DllImport(Lib)] public static extern int fv_progress(int hr, uint percent);
-        [DllImport(Lib)] public static extern IntPtr fv_last_async();
         [DllImport(Lib)] public static extern int fv_cap(string label, int cap);
         [DllImport(Lib)] public static extern IntPtr fv_calls();
         [DllImport(Lib)] public static extern void fv_clear_calls();

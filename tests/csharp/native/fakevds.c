@@ -1347,11 +1347,6 @@ EXPORT void fv_fault(const char *key, HRESULT hr, int times)
     nfaults++;
 }
 
-EXPORT void fv_clear_faults(void)
-{
-    nfaults = 0;
-}
-
 /* QueryStatus answers of the operation started last, before its final answer. */
 EXPORT int fv_progress(HRESULT hr, uint32_t percent)
 {
@@ -1362,11 +1357,6 @@ EXPORT int fv_progress(HRESULT hr, uint32_t percent)
     last_async->progress_pct[last_async->nprogress] = percent;
     last_async->nprogress++;
     return 1;
-}
-
-EXPORT const char *fv_last_async(void)
-{
-    return last_async ? last_async->label : "";
 }
 
 EXPORT int fv_cap(const char *label, int cap)
@@ -1411,12 +1401,6 @@ EXPORT int fv_status(const char *label)
 {
     struct obj *o = find_label(label);
     return o ? o->status : -1;
-}
-
-EXPORT int fv_refs(const char *label)
-{
-    struct obj *o = find_label(label);
-    return o ? o->refs : -1;
 }
 
 /* For the harness's check of the audit itself: an object's IUnknown (one reference, the caller's),
