@@ -9,7 +9,7 @@
 vds_needs() {
     case $1 in
     all) echo "git:git tar:tar sha256sum:coreutils localedef:libc-bin" ;;
-    csharp) echo "mcs:mono-mcs mono:mono-runtime" ;;
+    csharp) echo "mcs:mono-mcs mono:mono-runtime gcc:gcc" ;;
     # busybox here is the static one: the guest's initramfs has no C library.
     vm) echo "qemu-system-x86_64:qemu-system-x86 iscsiadm:open-iscsi targetctl:python3-rtslib-fb busybox:busybox-static modprobe:kmod cpio:cpio" ;;
     esac

@@ -5,12 +5,14 @@
 // managed fakes of the VDS objects: the walk, the release discipline, the two HRESULTs of Wait and
 // the mapping of every return code. Managed fakes are not COM objects, so what this proves is the
 // class's own logic and bookkeeping (which calls, in which order, every reference and string given
-// back exactly once); COM marshalling itself is only checked through the structure layouts.
+// back exactly once); COM marshalling is checked by native/NativeHarness.cs, which runs the shared
+// scenarios of Scenarios.cs (run here too, against these fakes) against native COM objects.
 using System;
 using System.Collections;
 using System.Collections.Generic;
 using System.Runtime.InteropServices;
 using StorageVds.Interop;
+using StorageVds.Shared;
 
 namespace StorageVds.Harness
 {
@@ -54,6 +56,12 @@ namespace StorageVds.Harness
         public readonly HashSet<long> LiveStrings = new HashSet<long>();
         public readonly List<string> Calls = new List<string>();
         public readonly Dictionary<string, int> Faults = new Dictionary<string, int>();
+        // How many more calls a fault answers (absent: every call).
+        public readonly Dictionary<string, int> FaultTimes = new Dictionary<string, int>();
+        // The calls again, as "label Interface::Method" (the shared scenarios' form).
+        public readonly List<string> ComCalls = new List<string>();
+        public readonly List<string> Problems = new List<string>();
+        public bool LastCallFaulted;
         public FakeAsync Last;
         public int DoubleFrees;
 
@@ -73,6 +81,14 @@ namespace StorageVds.Harness
             return fake;
         }
 
+        // A raw interface pointer handed over: a handle the counting seam maps back to the fake.
+        public IntPtr Raw(Fake fake)
+        {
+            long handle = Handles.Count + 1000;
+            Handles[handle] = Out(fake);
+            return new IntPtr(handle);
+        }
+
         public IntPtr Str(string text)
         {
             if (text == null)
@@ -89,12 +105,39 @@ namespace StorageVds.Harness
         {
             string key = fake.Label + "." + method;
             Calls.Add(key);
-            int code;
-            if (Faults.TryGetValue(key, out code) || Faults.TryGetValue(fake.GetType().Name + "." + method, out code))
+            // "QueryProviders2" is QueryProviders with its mask.
+            string name = method.TrimEnd('0', '1', '2', '3', '4', '5', '6', '7', '8', '9');
+            string declaring = "?";
+            foreach (Type type in fake.GetType().GetInterfaces())
             {
-                return code;
+                if (declaring == "?" && type.GetMethod(name) != null)
+                {
+                    declaring = type.Name;
+                }
             }
-            return H.S_OK;
+            ComCalls.Add(fake.Label + " " + declaring + "::" + name);
+            if (fake.Deleted)
+            {
+                Problems.Add(fake.Label + ": call on a deleted object: " + declaring + "::" + name);
+            }
+            int code;
+            LastCallFaulted = Fault(key, out code) || Fault(fake.Label + "." + name, out code) ||
+                              Fault(fake.GetType().Name + "." + method, out code);
+            return LastCallFaulted ? code : H.S_OK;
+        }
+
+        bool Fault(string key, out int code)
+        {
+            int times;
+            if (!Faults.TryGetValue(key, out code) || (FaultTimes.TryGetValue(key, out times) && times == 0))
+            {
+                return false;
+            }
+            if (FaultTimes.TryGetValue(key, out times))
+            {
+                FaultTimes[key] = times - 1;
+            }
+            return true;
         }
 
         public string Unbalanced()
@@ -137,10 +180,28 @@ namespace StorageVds.Harness
             }
         }
 
-        public override object TakeUnknown(IntPtr unknown)
+        // The raw reference becomes the wrapper's; one lacking an interface is released at once.
+        public override object TakeUnknown(IntPtr unknown, Guid[] required)
         {
             Fake fake;
-            return world.Handles.TryGetValue(unknown.ToInt64(), out fake) ? fake : null;
+            if (!world.Handles.TryGetValue(unknown.ToInt64(), out fake))
+            {
+                return null;
+            }
+            foreach (Guid iid in required)
+            {
+                bool found = false;
+                foreach (Type type in fake.GetType().GetInterfaces())
+                {
+                    found = found || type.GUID == iid;
+                }
+                if (!found)
+                {
+                    fake.Released++;
+                    return null;
+                }
+            }
+            return fake;
         }
 
         public override string TakeString(IntPtr text)
@@ -160,6 +221,7 @@ namespace StorageVds.Harness
         public Guid Id = Guid.NewGuid();
         public int HandedOut;
         public int Released;
+        public bool Deleted;
         public int ObjectType;
     }
 
@@ -174,22 +236,22 @@ namespace StorageVds.Harness
             Label = label;
         }
 
-        public int Next(uint celt, out object item, out uint fetched)
+        public int Next(uint celt, out IntPtr item, out uint fetched)
         {
             int hr = World.Call(this, "Next");
             if (hr < 0)
             {
-                item = null;
+                item = IntPtr.Zero;
                 fetched = 0;
                 return hr;
             }
             if (next >= items.Count)
             {
-                item = null;
+                item = IntPtr.Zero;
                 fetched = 0;
                 return H.S_FALSE;
             }
-            item = World.Out(items[next++]);
+            item = World.Raw(items[next++]);
             fetched = 1;
             return H.S_OK;
         }
@@ -224,7 +286,7 @@ namespace StorageVds.Harness
         public int QueryProviders(uint masks, out IEnumVdsObject providers)
         {
             int hr = World.Call(this, "QueryProviders" + masks);
-            providers = hr < 0 ? null : World.Out(World.Add(new FakeEnum(Providers, "providers")));
+            providers = hr < 0 ? null : World.Out(World.Add(new FakeEnum(Providers, "service.providers")));
             return hr;
         }
 
@@ -241,7 +303,7 @@ namespace StorageVds.Harness
             }
             foreach (Fake fake in World.Objects)
             {
-                if (fake.Id == objectId && fake.ObjectType == type)
+                if (fake.Id == objectId && fake.ObjectType == type && !fake.Deleted)
                 {
                     unknown = World.Out(fake);
                     return hr;
@@ -431,7 +493,11 @@ namespace StorageVds.Harness
 
         public int Delete(out IVdsAsync pending)
         {
-            return World.Start(this, "Delete", out pending, delegate { Target.Groups.Remove(this); });
+            return World.Start(this, "Delete", out pending, delegate
+            {
+                Target.Groups.Remove(this);
+                Deleted = true;
+            });
         }
     }
 
@@ -519,19 +585,20 @@ namespace StorageVds.Harness
 
         public int Cancel()
         {
-            World.Call(this, "Cancel");
-            return CancelResult;
+            int hr = World.Call(this, "Cancel");
+            return World.LastCallFaulted ? hr : CancelResult;
         }
 
         public int Wait(out int hrResult, out VDS_ASYNC_OUTPUT output)
         {
             Waits++;
-            World.Call(this, "Wait");
+            int call = World.Call(this, "Wait");
+            int waitCall = World.LastCallFaulted ? call : WaitCall;
             output = new VDS_ASYNC_OUTPUT();
             hrResult = Result;
-            if (WaitCall < 0)
+            if (waitCall < 0)
             {
-                return WaitCall;
+                return waitCall;
             }
             if (Effect != null && Result >= 0)
             {
@@ -540,11 +607,9 @@ namespace StorageVds.Harness
             output.type = OutputType;
             if (Output != null)
             {
-                long handle = World.Handles.Count + 1000;
-                World.Handles[handle] = World.Out(Output);
-                output.pUnknown = new IntPtr(handle);
+                output.pUnknown = World.Raw(Output);
             }
-            return WaitCall;
+            return waitCall;
         }
 
         public int QueryStatus(out int hrResult, out uint percentCompleted)
@@ -1137,7 +1202,131 @@ namespace StorageVds.Harness
                 }
             }
             Console.WriteLine("{0} passed, {1} failed", passed, failed);
+            failed += Scenarios.Run(new ManagedWorld(), "managed");
             return failed == 0 ? 0 : 1;
+        }
+    }
+
+    // The world of the shared scenarios (Scenarios.cs), made of managed fakes.
+    class ManagedWorld : IFakeWorld
+    {
+        Lab lab;
+
+        public void New(bool secondProvider)
+        {
+            lab = new Lab();
+            lab.Loader.HandedOut = 0;  // each loader comes from the factory below
+            if (secondProvider)
+            {
+                FakeProvider other = lab.World.Add(new FakeProvider());
+                other.Label = "other";
+                FakeSubsystem c = lab.World.Add(new FakeSubsystem());
+                c.Label = "c";
+                c.Name = "array-c";
+                other.Subsystems.Add(c);
+                lab.Service.Providers.Add(other);
+            }
+        }
+
+        public IVdsServiceLoader Loader()
+        {
+            return lab.World.Out(lab.Loader);
+        }
+
+        public IComSeam Seam()
+        {
+            return new CountingSeam(lab.World);
+        }
+
+        Fake Find(string label)
+        {
+            foreach (Fake fake in lab.World.Objects)
+            {
+                if (fake.Label == label)
+                {
+                    return fake;
+                }
+            }
+            throw new Failed("the fakes have no object " + label);
+        }
+
+        public Guid Id(string label)
+        {
+            return Find(label).Id;
+        }
+
+        public void Fault(string key, int hr, int times)
+        {
+            lab.World.Faults[key] = hr;
+            if (times >= 0)
+            {
+                lab.World.FaultTimes[key] = times;
+            }
+            else
+            {
+                lab.World.FaultTimes.Remove(key);
+            }
+        }
+
+        public void Progress(int hr, uint percent)
+        {
+            lab.World.Last.Progress.Enqueue(new int[] { hr, unchecked((int)percent) });
+        }
+
+        public void Cap(string target, int cap)
+        {
+            ((FakeTarget)Find(target)).Cap = cap;
+        }
+
+        public string[] TakeCalls()
+        {
+            string[] made = lab.World.ComCalls.ToArray();
+            lab.World.ComCalls.Clear();
+            return made;
+        }
+
+        public string List(string label)
+        {
+            Fake fake = Find(label);
+            List<Fake> items = fake is FakeGroup ? ((FakeGroup)fake).Members : ((FakeTarget)fake).Groups;
+            List<string> labels = new List<string>();
+            foreach (Fake item in items)
+            {
+                labels.Add(item.Label);
+            }
+            return string.Join(",", labels.ToArray());
+        }
+
+        public int Status(string portal)
+        {
+            return ((FakePortal)Find(portal)).Status;
+        }
+
+        public string Audit(string held)
+        {
+            List<string> problems = new List<string>(lab.World.Problems);
+            List<string> kept = new List<string>(held.Split(new char[] { ',' }, StringSplitOptions.RemoveEmptyEntries));
+            foreach (Fake fake in lab.World.Objects)
+            {
+                if (kept.Contains(fake.Label) ? fake.HandedOut <= fake.Released : fake.HandedOut != fake.Released)
+                {
+                    problems.Add(string.Format("{0}: handed out {1}, released {2}{3}", fake.Label, fake.HandedOut, fake.Released,
+                                               kept.Contains(fake.Label) ? ", the caller should still hold it" : ""));
+                }
+            }
+            if (lab.World.LiveStrings.Count > 0)
+            {
+                problems.Add(lab.World.LiveStrings.Count + " strings allocated by VDS not freed");
+            }
+            if (lab.World.DoubleFrees > 0)
+            {
+                problems.Add(lab.World.DoubleFrees + " frees of strings not allocated or already freed");
+            }
+            if (lab.Loader.Machine != null && lab.Loader.Machine != "(not called)")
+            {
+                problems.Add("LoadService was given a machine name instead of NULL");
+            }
+            return string.Join("\n", problems.ToArray());
         }
     }
 

@@ -146,11 +146,13 @@ namespace StorageVds.Interop
         [PreserveSig] int ClearFlags();
     }
 
-    // Next is always called with celt = 1, so the IUnknown array is a single out reference.
+    // Next is always called with celt = 1, so the IUnknown array is a single out pointer. It stays a
+    // raw pointer until the object is known to implement what the walk needs (IComSeam.TakeUnknown):
+    // a runtime wrapper that no cast ever succeeds on is never released by mono.
     [ComImport, InterfaceType(ComInterfaceType.InterfaceIsIUnknown), Guid("118610B7-8D94-4030-B5B8-500889788E4E")]
     public interface IEnumVdsObject
     {
-        [PreserveSig] int Next(uint celt, [MarshalAs(UnmanagedType.IUnknown)] out object item, out uint fetched);
+        [PreserveSig] int Next(uint celt, out IntPtr item, out uint fetched);
         [PreserveSig] int Skip();
         [PreserveSig] int Reset();
         [PreserveSig] int Clone();
@@ -250,7 +252,7 @@ namespace StorageVds.Interop
     public interface IComSeam
     {
         void Release(object comObject);
-        object TakeUnknown(IntPtr unknown);
+        object TakeUnknown(IntPtr unknown, Guid[] required);
         string TakeString(IntPtr text);
     }
 
@@ -266,9 +268,10 @@ namespace StorageVds.Interop
             }
         }
 
-        // A raw IUnknown handed over in a structure: wrap it, then drop the raw reference (the
-        // wrapper holds its own).
-        public virtual object TakeUnknown(IntPtr unknown)
+        // A raw IUnknown handed over (an enumeration's item, a structure's field): wrap it when it
+        // implements every required interface, else return null; the raw reference is dropped either
+        // way (the wrapper holds its own).
+        public virtual object TakeUnknown(IntPtr unknown, Guid[] required)
         {
             if (unknown == IntPtr.Zero)
             {
@@ -276,6 +279,16 @@ namespace StorageVds.Interop
             }
             try
             {
+                foreach (Guid iid in required)
+                {
+                    Guid wanted = iid;
+                    IntPtr typed;
+                    if (Marshal.QueryInterface(unknown, ref wanted, out typed) < 0 || typed == IntPtr.Zero)
+                    {
+                        return null;
+                    }
+                    Marshal.Release(typed);
+                }
                 return Marshal.GetObjectForIUnknown(unknown);
             }
             finally
@@ -425,10 +438,16 @@ namespace StorageVds.Interop
 
         // -- enumeration --
 
-        // Visits every object of an enumeration; each object is released after its visit and the
-        // enumeration at the end, whatever happens.
-        void Each(int hr, IEnumVdsObject items, string call, Visit visit)
+        // Visits every object of an enumeration that implements the required interfaces; each object
+        // is released after its visit and the enumeration at the end, whatever happens. An object
+        // lacking one is skipped, or fails the walk when it must have them (mustHave names it).
+        void Each(int hr, IEnumVdsObject items, string call, Type[] required, string mustHave, Visit visit)
         {
+            Guid[] iids = new Guid[required.Length];
+            for (int i = 0; i < required.Length; i++)
+            {
+                iids[i] = required[i].GUID;
+            }
             try
             {
                 Results.Check(hr, call);
@@ -438,15 +457,26 @@ namespace StorageVds.Interop
                 }
                 while (true)
                 {
-                    object item;
+                    IntPtr raw;
                     uint fetched;
-                    int next = items.Next(1, out item, out fetched);
+                    int next = items.Next(1, out raw, out fetched);
+                    object item = null;
                     try
                     {
                         Results.Check(next, "IEnumVdsObject::Next after " + call);
-                        if (fetched == 0 || item == null)
+                        if (fetched == 0 || raw == IntPtr.Zero)
                         {
                             return;
+                        }
+                        item = seam.TakeUnknown(raw, iids);
+                        if (item == null)
+                        {
+                            if (mustHave == null)
+                            {
+                                continue;
+                            }
+                            throw new VdsFailure(Codes.E_NOINTERFACE, "QueryInterface(" + mustHave + ")",
+                                                 "the object does not implement " + mustHave);
                         }
                         visit(item);
                     }
@@ -492,14 +522,11 @@ namespace StorageVds.Interop
         {
             IEnumVdsObject providers;
             int hr = service.QueryProviders(Codes.VDS_QUERY_HARDWARE_PROVIDERS, out providers);
-            Each(hr, providers, "IVdsService::QueryProviders", delegate(object unknown)
+            Type[] required = { typeof(IVdsHwProvider), typeof(IVdsHwProviderType) };
+            Each(hr, providers, "IVdsService::QueryProviders", required, null, delegate(object unknown)
             {
-                IVdsHwProvider provider = unknown as IVdsHwProvider;
-                IVdsHwProviderType typed = unknown as IVdsHwProviderType;
-                if (provider == null || typed == null)
-                {
-                    return;
-                }
+                IVdsHwProvider provider = As<IVdsHwProvider>(unknown, "IVdsHwProvider");
+                IVdsHwProviderType typed = As<IVdsHwProviderType>(unknown, "IVdsHwProviderType");
                 int type;
                 Results.Check(typed.GetProviderType(out type), "IVdsHwProviderType::GetProviderType");
                 if (type == Codes.VDS_HWT_ISCSI)
@@ -513,13 +540,10 @@ namespace StorageVds.Interop
         {
             IEnumVdsObject subsystems;
             int hr = provider.QuerySubSystems(out subsystems);
-            Each(hr, subsystems, "IVdsHwProvider::QuerySubSystems", delegate(object unknown)
+            Type[] required = { typeof(IVdsSubSystem), typeof(IVdsSubSystemIscsi) };
+            Each(hr, subsystems, "IVdsHwProvider::QuerySubSystems", required, null, delegate(object unknown)
             {
-                IVdsSubSystem subsystem = unknown as IVdsSubSystem;
-                if (subsystem == null || !(unknown is IVdsSubSystemIscsi))
-                {
-                    return;
-                }
+                IVdsSubSystem subsystem = As<IVdsSubSystem>(unknown, "IVdsSubSystem");
                 VDS_SUB_SYSTEM_PROP properties;
                 int propertiesHr = subsystem.GetProperties(out properties);
                 string friendly = seam.TakeString(properties.pwszFriendlyName);
@@ -559,13 +583,15 @@ namespace StorageVds.Interop
             ArrayList portals = new ArrayList();
             IEnumVdsObject items;
             int hr = subsystem.QueryPortals(out items);
-            Each(hr, items, "IVdsSubSystemIscsi::QueryPortals", delegate(object unknown)
+            Each(hr, items, "IVdsSubSystemIscsi::QueryPortals", new Type[] { typeof(IVdsIscsiPortal) }, "IVdsIscsiPortal",
+                 delegate(object unknown)
             {
                 portals.Add(ReadPortal(As<IVdsIscsiPortal>(unknown, "IVdsIscsiPortal")));
             });
             ArrayList targets = new ArrayList();
             hr = subsystem.QueryTargets(out items);
-            Each(hr, items, "IVdsSubSystemIscsi::QueryTargets", delegate(object unknown)
+            Each(hr, items, "IVdsSubSystemIscsi::QueryTargets", new Type[] { typeof(IVdsIscsiTarget) }, "IVdsIscsiTarget",
+                 delegate(object unknown)
             {
                 targets.Add(ReadTarget(As<IVdsIscsiTarget>(unknown, "IVdsIscsiTarget")));
             });
@@ -619,7 +645,8 @@ namespace StorageVds.Interop
             ArrayList groups = new ArrayList();
             IEnumVdsObject items;
             hr = target.QueryPortalGroups(out items);
-            Each(hr, items, "IVdsIscsiTarget::QueryPortalGroups", delegate(object unknown)
+            Each(hr, items, "IVdsIscsiTarget::QueryPortalGroups", new Type[] { typeof(IVdsIscsiPortalGroup) }, "IVdsIscsiPortalGroup",
+                 delegate(object unknown)
             {
                 groups.Add(ReadGroup(As<IVdsIscsiPortalGroup>(unknown, "IVdsIscsiPortalGroup")));
             });
@@ -638,7 +665,8 @@ namespace StorageVds.Interop
             ArrayList members = new ArrayList();
             IEnumVdsObject items;
             int hr = group.QueryAssociatedPortals(out items);
-            Each(hr, items, "IVdsIscsiPortalGroup::QueryAssociatedPortals", delegate(object unknown)
+            Each(hr, items, "IVdsIscsiPortalGroup::QueryAssociatedPortals", new Type[] { typeof(IVdsIscsiPortal) }, "IVdsIscsiPortal",
+                 delegate(object unknown)
             {
                 VDS_ISCSI_PORTAL_PROP portal;
                 Results.Check(As<IVdsIscsiPortal>(unknown, "IVdsIscsiPortal").GetProperties(out portal),
@@ -781,7 +809,7 @@ namespace StorageVds.Interop
                 // even when the provider substituted an existing one (VDS_S_ALREADY_EXISTS).
                 if (hr >= 0 && output.type == Codes.VDS_ASYNCOUT_CREATEPORTALGROUP && output.pUnknown != IntPtr.Zero)
                 {
-                    object unknown = seam.TakeUnknown(output.pUnknown);
+                    object unknown = seam.TakeUnknown(output.pUnknown, new Guid[] { typeof(IVdsIscsiPortalGroup).GUID });
                     try
                     {
                         if (result >= 0)
@@ -843,11 +871,17 @@ namespace StorageVds.Interop
 
     // ---- the facade PowerShell calls: one session per runspace, opened on first use ----
 
+    // Where a session's service loader comes from: on Windows the VDS loader class (CoCreateInstance),
+    // in tests a factory of fake providers. The loader returned holds one reference, the session's.
+    public delegate IVdsServiceLoader LoaderFactory();
+
     public static class Vds
     {
         public const string CLSID_VdsLoader = "9C38ED61-D565-4728-AEEE-C80952F0ECDE";
 
         static VdsSession session;
+        static LoaderFactory loaderFactory = CreateLoader;
+        static IComSeam loaderSeam = new ComSeam();
 
         // The walk may start from any loader: Windows uses the real one, the harness a fake.
         public static Hashtable Connect(IVdsServiceLoader loader, IComSeam seam)
@@ -860,11 +894,20 @@ namespace StorageVds.Interop
             });
         }
 
+        // Sessions opened from now on take their loader from this factory (null: the VDS loader class)
+        // and give references back through this seam (null: the COM runtime's).
+        public static void UseLoader(LoaderFactory factory, IComSeam seam)
+        {
+            CloseSession();
+            loaderFactory = factory != null ? factory : new LoaderFactory(CreateLoader);
+            loaderSeam = seam != null ? seam : new ComSeam();
+        }
+
         static VdsSession Current()
         {
             if (session == null)
             {
-                session = VdsSession.Open(CreateLoader(), new ComSeam());
+                session = VdsSession.Open(loaderFactory(), loaderSeam);
             }
             return session;
         }
