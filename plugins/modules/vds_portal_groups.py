@@ -20,11 +20,15 @@ description:
     target has taken; when no such group holds any of them a new group is created and the provider assigns
     its tag. Tags are matched first, then the groups without a tag in the order they are listed.
   - A portal can belong to only one group of a target. A declared portal that sits in another group of the
-    same target is moved, removed from the old group before it is added to the new one; if the add fails the
-    portal is put back where it was. No step ever puts a portal in two groups of one target.
-  - The steps of a target come in this order, which keeps that rule at every step. First every removal, then
-    each new group's creation followed by its additions, then the additions to existing groups, then the
-    deletion of the groups that are no longer wanted (their portals are removed first).
+    same target is moved, removed from the old group before it is added to the new one. No step ever puts a
+    portal in two groups of one target.
+  - The steps of a target come in this order. First the removal of portals that leave every group, then the
+    creation of every new group, then each move (its removal directly followed by its addition), then the
+    other additions, then the deletion of the groups that are no longer wanted (their portals are removed
+    first). A portal that only moves is therefore out of every group for one step at most.
+  - When a step fails, every portal a move took out of its group and did not yet add to its new one is put
+    back where it was, and each put-back is listed in RV(steps_done); if a put-back fails too, the message
+    names each portal left in no group, with the group it was in.
   - Every input is validated before anything is read or changed. Failures say which entry and which value
     is wrong, and a failure after some steps took effect lists them in RV(steps_done).
 author:
@@ -105,6 +109,9 @@ options:
         portals; every other group of the target is emptied and deleted.
       - V(deleted) removes the portals of each declared group and deletes it; for a target with no groups
         listed, every group of the target. A group that does not exist is left alone.
+      - With V(deleted), a group declared without a tag whose portals are spread over several groups fails
+        before any change, naming those groups, since deleting one of them would leave the others for the
+        next run. Give the tag of the group to delete.
       - V(gathered) returns the current groups in RV(gathered), in the shape of O(config), and changes
         nothing.
       - V(rendered) plans O(config) against O(running_config) as O(render_as) says, offline, and returns the

@@ -21,7 +21,11 @@ from ansible_collections.storage.vds.plugins.module_utils._vds.errors import (
     ValidationError,
     VdsError,
 )
-from ansible_collections.storage.vds.plugins.module_utils._vds.execute import GroupSubstituted, ObjectVanished
+from ansible_collections.storage.vds.plugins.module_utils._vds.execute import (
+    Displaced,
+    GroupSubstituted,
+    ObjectVanished,
+)
 from ansible_collections.storage.vds.plugins.module_utils._vds.model import (
     PortalAddress,
     PortalGroup,
@@ -231,27 +235,28 @@ def plan_target(subsystem: Subsystem, target: Target, spec: TargetSpec, state: s
     keys = _resolve(target, current, spec, wanted, state, assigns_tags)
     final = _final(current, spec, keys, wanted, state)
 
+    holder = {member: tag for tag, members in current.items() for member in members}
+    destination = {member: key for key, members in final.items() for member in members - current.get(key, _EMPTY)}
     steps: t.List[Step] = []
-    moved_from: dict[PortalAddress, int] = {}
-    added: dict[int, t.List[PortalAddress]] = {}
+    # Portals that leave every group go first: what they hold (LIO's wildcard listener) is then free.
     for tag in sorted(current):
-        for address in sorted(current[tag] - final.get(tag, _EMPTY), key=_BY_ADDRESS):
-            steps.append(Step(REMOVE_PORTAL, target.iqn, tag, address))
-            moved_from[address] = tag
-        if tag in final:
-            added[tag] = sorted(final[tag] - current[tag], key=_BY_ADDRESS)
+        steps.extend(Step(REMOVE_PORTAL, target.iqn, tag, address)
+                     for address in sorted(current[tag] - final.get(tag, _EMPTY), key=_BY_ADDRESS)
+                     if address not in destination)
+    # Then every new group, so that a portal moving into one leaves its old group only once it can arrive.
     created: t.List[int] = []
     for position, key in enumerate(keys):
-        if key is None or key in current:
-            continue
-        tag = None if key < 0 else key
-        created.append(position)
-        steps.append(Step(CREATE_GROUP, target.iqn, tag))
-        steps.extend(Step(ADD_PORTAL, target.iqn, tag, address, from_tag=moved_from.get(address))
-                     for address in sorted(final[key], key=_BY_ADDRESS))
-    for tag, addresses in added.items():
-        steps.extend(Step(ADD_PORTAL, target.iqn, tag, address, from_tag=moved_from.get(address))
-                     for address in addresses)
+        if key is not None and key not in current:
+            created.append(position)
+            steps.append(Step(CREATE_GROUP, target.iqn, key))
+    # Each move's add right after its remove: at most one portal is ever between groups.
+    arrivals = sorted(destination.items(), key=lambda item: (
+        item[0] not in holder, holder.get(item[0], 0), item[1] < 0, abs(item[1]), _BY_ADDRESS(item[0])))
+    for address, key in arrivals:
+        from_tag = holder.get(address)
+        if from_tag is not None:
+            steps.append(Step(REMOVE_PORTAL, target.iqn, from_tag, address))
+        steps.append(Step(ADD_PORTAL, target.iqn, key, address, from_tag=from_tag))
     steps.extend(Step(DELETE_GROUP, target.iqn, tag) for tag in sorted(current) if tag not in final)
     return TargetPlan(spec, subsystem, target, tuple(steps), t.cast(Membership, current),
                       t.cast(Membership, final), tuple(created))
@@ -288,6 +293,11 @@ def _resolve(target: Target, current: dict[int, t.FrozenSet[PortalAddress]], spe
             tag = holder.get(member)
             if tag is not None and tag not in claimed:
                 counts[tag] = counts.get(tag, 0) + 1
+        if state == DELETED and len(counts) > 1:
+            # Deleting one would leave the others for the next run: not idempotent, so ask which.
+            raise IdentityError("%s.groups[%d]: portals %s are spread over groups %s of %s: give tag to say which "
+                                "group to delete" % (spec.where, position, ", ".join(map(str, group.portals)),
+                                                     ", ".join(map(str, sorted(counts))), target.iqn))
         if counts:
             best = min(counts, key=lambda tag: (-counts[tag], tag))
             keys[position] = best
@@ -456,34 +466,41 @@ class _Run:
         spec = plan.spec
         substituted_once = False
         start = len(self.steps_done)
-        while True:
-            try:
-                done = self.engine.executor.execute(plan.subsystem, plan.target, plan.steps)
-                break
-            except VdsError as error:
-                self.steps_done.extend(dict(step, subsystem=name) for step in error.details.get("steps_done", []))
-                raise
-            except ObjectVanished as vanished:
-                self.steps_done.extend(_step_view(step, name) for step in vanished.done)
-                if self.engine.stats.rereads:
-                    raise vanished.error.amend("it vanished again after the state was read once more") from None
-                self.engine.stats.rereads += 1
-                # Someone else changed the target under us: read it again and plan from what is there now.
-                subsystem = self._reread(name, fresh)
-                spec = _keep_created(spec, plan, vanished.done, subsystem.target(plan.target.iqn))
-                plan = self._replan(plan, subsystem, spec)
-            except GroupSubstituted as substituted:
-                self.steps_done.extend(_step_view(step, name) for step in substituted.done)
-                if substituted_once:
-                    raise IdentityError("%s: the provider allows no more portal groups on %s: CreatePortalGroup "
-                                        "answered VDS_S_ALREADY_EXISTS again and returned group %d"
-                                        % (spec.where, plan.target.iqn, substituted.tag)) from None
-                substituted_once = True
-                spec = self._pin(plan, substituted)
-                subsystem = self._reread(name, fresh)
-                spec = _keep_created(spec, plan, substituted.done, subsystem.target(plan.target.iqn))
-                plan = self._replan(plan, subsystem, spec)
-                _refuse_purge_of_handed_back_group(plan, self.state, substituted.tag)
+        displaced: Displaced = {}
+        try:
+            while True:
+                try:
+                    done = self.engine.executor.execute(plan.subsystem, plan.target, plan.steps, displaced)
+                    break
+                except VdsError as error:
+                    self.steps_done.extend(dict(step, subsystem=name) for step in error.details.get("steps_done", []))
+                    raise
+                except ObjectVanished as vanished:
+                    self.steps_done.extend(_step_view(step, name) for step in vanished.done)
+                    if self.engine.stats.rereads:
+                        raise vanished.error.amend("it vanished again after the state was read once more") from None
+                    self.engine.stats.rereads += 1
+                    # Someone else changed the target under us: read it again and plan from what is there now.
+                    subsystem = self._reread(name, fresh)
+                    spec = _keep_created(spec, plan, vanished.done, subsystem.target(plan.target.iqn))
+                    plan = self._replan(plan, subsystem, spec)
+                except GroupSubstituted as substituted:
+                    self.steps_done.extend(_step_view(step, name) for step in substituted.done)
+                    if substituted_once:
+                        raise IdentityError("%s: the provider allows no more portal groups on %s: CreatePortalGroup "
+                                            "answered VDS_S_ALREADY_EXISTS again and returned group %d"
+                                            % (spec.where, plan.target.iqn, substituted.tag)) from None
+                    substituted_once = True
+                    spec = self._pin(plan, substituted)
+                    subsystem = self._reread(name, fresh)
+                    spec = _keep_created(spec, plan, substituted.done, subsystem.target(plan.target.iqn))
+                    plan = self._replan(plan, subsystem, spec)
+                    _refuse_purge_of_handed_back_group(plan, self.state, substituted.tag)
+        except VdsError as error:
+            if displaced:  # a failure outside the steps: the portals moves took out go back
+                put_back = self.engine.executor.put_back(plan.subsystem, plan.target, displaced, error)
+                self.steps_done.extend(_step_view(step, name) for step in put_back)
+            raise
         self.steps_done.extend(_step_view(step, name) for step in done)
         # The last plan's ``before`` is what the steps started from, after any read again.
         return self.steps_done[start:], apply_steps(plan.before, done)

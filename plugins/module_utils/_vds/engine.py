@@ -14,6 +14,7 @@ import typing as t
 
 from ansible_collections.storage.vds.plugins.module_utils._vds.errors import IdentityError, ValidationError, VdsError
 from ansible_collections.storage.vds.plugins.module_utils._vds.execute import (
+    Displaced,
     Executor,
     GroupSubstituted,
     ObjectVanished,
@@ -135,16 +136,17 @@ class Engine:
             return Outcome(iqn, plan, [step.as_dict() for step in plan.steps], before,
                            apply_steps(before, plan.steps), self.stats, warnings, subsystem)
         done_earlier: t.List[t.Dict[str, t.Any]] = []
+        displaced: Displaced = {}
         base = before
         while True:
             try:
-                done = self.executor.execute(subsystem, target, plan.steps)
+                done = self.executor.execute(subsystem, target, plan.steps, displaced)
                 break
             except ObjectVanished as vanished:
                 done_earlier.extend(step.as_dict() for step in vanished.done)
                 if self.stats.rereads:
-                    raise self._failed(vanished.error.amend(
-                        "it vanished again after the state was read once more"), done_earlier)
+                    error = vanished.error.amend("it vanished again after the state was read once more")
+                    raise self._failed(error, done_earlier, subsystem, target, displaced)
                 self.stats.rereads += 1
                 # Someone else changed the target under us: read it again and plan from what is there now.
                 try:
@@ -153,7 +155,7 @@ class Engine:
                     plan = planner(subsystem, target)
                     self.backend.review(subsystem, target, plan.steps)
                 except VdsError as error:
-                    raise self._failed(error, done_earlier)
+                    raise self._failed(error, done_earlier, subsystem, target, displaced)
                 base = membership_of(target)
             except VdsError as error:
                 raise self._failed(error, done_earlier)
@@ -163,8 +165,13 @@ class Engine:
         return Outcome(iqn, plan, done_earlier + [step.as_dict() for step in done], before, after,
                        self.stats, warnings, subsystem)
 
-    def _failed(self, error: VdsError, done_earlier: t.List[t.Dict[str, t.Any]]) -> VdsError:
-        """Complete a failure's details: every step that did take effect, and the provider's trouble."""
+    def _failed(self, error: VdsError, done_earlier: t.List[t.Dict[str, t.Any]], subsystem: Subsystem | None = None,
+                target: Target | None = None, displaced: Displaced | None = None) -> VdsError:
+        """Complete a failure's details: every step that did take effect, and the provider's trouble. A failure
+        outside the steps puts back the portals moves left ``displaced``."""
+        if displaced:
+            put_back = self.executor.put_back(t.cast(Subsystem, subsystem), t.cast(Target, target), displaced, error)
+            error.details["steps_done"] = [step.as_dict() for step in put_back]
         error.details["steps_done"] = done_earlier + error.details.get("steps_done", [])
         error.details["operations"] = self.stats.as_dict()
         return error

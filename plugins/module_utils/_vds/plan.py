@@ -35,26 +35,36 @@ SET_STATUS = "set_status"
 Membership = t.Dict[t.Optional[int], t.FrozenSet[PortalAddress]]
 
 
+def is_new_group(tag: int | None) -> bool:
+    """Whether ``tag`` names a group the plan has yet to create: None is the group of the latest
+    create_group step, -1, -2, ... the first, second, ... group the plan creates."""
+    return tag is None or tag < 0
+
+
 @dataclasses.dataclass(frozen=True)
 class Step:
     action: str
     target: str
-    tag: int | None = None            # None: the group made by the preceding create_group
+    tag: int | None = None            # None or negative: a group the plan creates (see is_new_group)
     portal: PortalAddress | None = None
     from_tag: int | None = None       # set on the add half of a move
     status: str | None = None         # set_status only
+    rollback: bool = False            # an add that put a moved portal back where it was
 
     def with_tag(self, tag: int) -> "Step":
         return dataclasses.replace(self, tag=tag)
 
     def as_dict(self) -> dict[str, t.Any]:
-        result: dict[str, t.Any] = {"action": self.action, "target": self.target, "tag": self.tag}
+        tag = None if is_new_group(self.tag) else self.tag
+        result: dict[str, t.Any] = {"action": self.action, "target": self.target, "tag": tag}
         if self.portal is not None:
             result["portal"] = str(self.portal)
         if self.from_tag is not None:
             result["from_tag"] = self.from_tag
         if self.status is not None:
             result["status"] = self.status
+        if self.rollback:
+            result["rollback"] = True
         return result
 
 

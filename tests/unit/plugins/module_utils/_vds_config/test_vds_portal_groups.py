@@ -81,7 +81,7 @@ def test_check_mode_shows_new_groups_with_tag_null(run_module, simulator_args):
     assert checked.result["after"] == [{"target": IQN3, "subsystem": "array-b", "groups": [
         {"tag": None, "portals": ["10.0.0.1:3260"]}, {"tag": None, "portals": ["10.0.0.2:3260"]}]}]
     assert [(step["action"], step["tag"]) for step in checked.result["steps"]] == [
-        ("create_group", None), ("add_portal", None), ("create_group", None), ("add_portal", None)]
+        ("create_group", None), ("create_group", None), ("add_portal", None), ("add_portal", None)]
     real = run_module(vds_portal_groups, args)
     assert real.result["after"][0]["groups"] == [{"tag": 1, "portals": ["10.0.0.1:3260"]},
                                                  {"tag": 2, "portals": ["10.0.0.2:3260"]}]
@@ -103,8 +103,8 @@ def test_gathered_output_renders_offline_with_no_provider_at_all(run_module, sim
     rendered = run_module(vds_portal_groups, args)
     assert not rendered.failed and rendered.result["changed"] is False
     assert rendered.result["rendered"] == [
-        {"action": "remove_portal", "target": IQN1, "tag": 1, "portal": "10.0.0.1:3260", "subsystem": "array-a"},
         {"action": "remove_portal", "target": IQN1, "tag": 2, "portal": "10.0.0.3:3260", "subsystem": "array-a"},
+        {"action": "remove_portal", "target": IQN1, "tag": 1, "portal": "10.0.0.1:3260", "subsystem": "array-a"},
         {"action": "add_portal", "target": IQN1, "tag": 2, "portal": "10.0.0.1:3260", "from_tag": 1,
          "subsystem": "array-a"}]
     assert groups_of(rendered.result["after"][0]) == {1: ["10.0.0.2:3260"], 2: ["10.0.0.1:3260"]}
@@ -182,6 +182,6 @@ def test_rendered_for_a_provider_that_takes_the_declared_tag(run_module):
         {"tag": 5, "portals": ["10.0.0.1"]}, {"portals": ["10.0.0.2"]}]}]}
     rendered = run_module(vds_portal_groups, args)
     assert [(step["action"], step["tag"]) for step in rendered.result["rendered"]] == [
-        ("create_group", 5), ("add_portal", 5), ("create_group", 1), ("add_portal", 1)]
+        ("create_group", 5), ("create_group", 1), ("add_portal", 1), ("add_portal", 5)]
     with_vds = run_module(vds_portal_groups, dict(args, backend="vds", vds_host="vds.invalid"))
     assert with_vds.failed and "portal group with tag 5 does not exist" in with_vds.result["msg"]
