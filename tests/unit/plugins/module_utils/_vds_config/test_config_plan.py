@@ -26,9 +26,9 @@ from ansible_collections.storage.vds.plugins.module_utils._vds.plan import (
     CREATE_GROUP,
     Membership,
     Step,
-    _missing_tag_error,
     apply_step,
     is_new_group,
+    missing_tag_error,
 )
 
 IQN = "iqn.1991-05.com.microsoft:array-a-t1"
@@ -199,7 +199,7 @@ def test_deleting_by_membership_skips_groups_other_declarations_claimed():
 def test_a_missing_tag_fails_as_the_single_group_module_does():
     with pytest.raises(IdentityError) as raised:
         plan("replaced", START, group(1, ".1"), group(9, ".4"))
-    assert str(raised.value) == str(_missing_tag_error(make_target(START), 9))
+    assert str(raised.value) == str(missing_tag_error(make_target(START), 9))
     assert "existing tags: 1, 2" in str(raised.value)
 
 

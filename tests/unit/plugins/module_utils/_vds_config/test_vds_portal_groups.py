@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.storage.vds.plugins.module_utils._vds.model import PortalGroup, Target
-from ansible_collections.storage.vds.plugins.module_utils._vds.plan import _missing_tag_error
+from ansible_collections.storage.vds.plugins.module_utils._vds.plan import missing_tag_error
 from ansible_collections.storage.vds.plugins.modules import vds_portal_groups
 from ansible_collections.storage.vds.tests.unit.plugins.module_utils._vds_config.conftest import IQN1, IQN2, IQN3
 
@@ -143,7 +143,7 @@ def test_a_missing_tag_is_explained(run_module, simulator_args):
     failed = run_module(vds_portal_groups, dict(simulator_args, config=[
         {"target": IQN1, "groups": [{"tag": 7, "portals": ["10.0.0.4"]}]}]))
     target = Target("", IQN1, "", (PortalGroup("", 1), PortalGroup("", 2)))
-    assert failed.result["msg"] == str(_missing_tag_error(target, 7))
+    assert failed.result["msg"] == str(missing_tag_error(target, 7))
 
 
 def test_a_failure_after_some_steps_reports_them_and_changed(run_module, state_file, simulator_args):
