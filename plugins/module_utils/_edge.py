@@ -82,31 +82,45 @@ def select_backend(params: t.Mapping[str, t.Any]) -> Backend:
     return lio.LioBackend(save_config=params["lio_save_config"], save_file=params["lio_save_file"])
 
 
-def run_module(module: AnsibleModule, task: t.Callable[[Engine, t.Mapping[str, t.Any]], dict[str, t.Any]]) -> None:
+#: What a module does with its validated parameters: ``task(engine, params, diff)``. ``engine`` is None for
+#: ``state=rendered``, which plans offline and contacts no provider.
+Task = t.Callable[[t.Optional[Engine], t.Mapping[str, t.Any], bool], t.Dict[str, t.Any]]
+
+
+def run_module(module: AnsibleModule, task: Task) -> None:
     """Run ``task`` with an engine on the selected backend; exit or fail with a clear message."""
     params = module.params
     try:
         if params["wait_timeout"] < 1:
             raise ValidationError("wait_timeout %r must be at least 1 second" % params["wait_timeout"])
-        with select_backend(params) as backend:
-            try:
-                result = task(Engine(backend, params["wait_timeout"], check_mode=module.check_mode), params)
-            except VdsError as error:
-                # Steps done before a failure are kept by the provider too (LIO saves them).
-                try:
-                    error.details.update(backend.finish())
-                except VdsError as also:
-                    error.amend(str(also))
-                raise
-            try:
-                result.update(backend.finish())
-            except VdsError as error:
-                # The change took effect but could not be kept: fail, saying what was done.
-                error.details.setdefault("steps_done", result.get("steps", []))
-                raise
+        if params.get("state") == "rendered":
+            result = task(None, params, module._diff)
+        else:
+            result = _converge(module, task)
     except VdsError as error:
         # A failure after some steps took effect has changed the provider: say so.
         module.fail_json(msg=str(error), changed=bool(error.details.get("steps_done")), **error.details)
     for warning in result.pop("warnings", []):
         module.warn(warning)
     module.exit_json(**result)
+
+
+def _converge(module: AnsibleModule, task: Task) -> dict[str, t.Any]:
+    params = module.params
+    with select_backend(params) as backend:
+        try:
+            result = task(Engine(backend, params["wait_timeout"], check_mode=module.check_mode), params, module._diff)
+        except VdsError as error:
+            # Steps done before a failure are kept by the provider too (LIO saves them).
+            try:
+                error.details.update(backend.finish())
+            except VdsError as also:
+                error.amend(str(also))
+            raise
+        try:
+            result.update(backend.finish())
+        except VdsError as error:
+            # The change took effect but could not be kept: fail, saying what was done.
+            error.details.setdefault("steps_done", result.get("steps", []))
+            raise
+    return result

@@ -325,8 +325,6 @@ diff:
   elements: dict
 """
 
-import functools
-
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.storage.vds.plugins.module_utils._edge import (
@@ -339,10 +337,8 @@ from ansible_collections.storage.vds.plugins.module_utils._vds.config import (
     MERGED,
     RENDERED,
     STATES,
-    render,
-    resource,
 )
-from ansible_collections.storage.vds.plugins.module_utils._vds.errors import VdsError
+from ansible_collections.storage.vds.plugins.module_utils._vds.tasks import portal_groups
 
 _GROUP = {"type": "list", "elements": "dict", "default": []}
 
@@ -373,15 +369,7 @@ def main() -> None:
         required_if=BACKEND_REQUIRED_IF + [("state", state, ["config"]) for state in CHANGING_STATES + (RENDERED,)],
         supports_check_mode=True,
     )
-    if module.params["state"] != RENDERED:
-        run_module(module, functools.partial(resource, diff=module._diff))
-        return
-    # Offline: the backend is neither built nor contacted. LIO creates a group under the tag asked for.
-    try:
-        result = render(module.params, assigns_tags=module.params["backend"] != "lio")
-    except VdsError as error:
-        module.fail_json(msg=str(error), **error.details)
-    module.exit_json(**result)
+    run_module(module, portal_groups)
 
 
 if __name__ == "__main__":

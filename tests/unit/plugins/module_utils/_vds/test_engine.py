@@ -18,9 +18,8 @@ from ansible_collections.storage.vds.plugins.module_utils._vds.errors import (
 )
 from ansible_collections.storage.vds.plugins.module_utils._vds.model import PortalAddress
 from ansible_collections.storage.vds.plugins.module_utils._vds.plan import GroupDeclaration
+from ansible_collections.storage.vds.tests.unit.plugins.constants import IQN1, IQN2
 
-IQN1 = "iqn.1991-05.com.microsoft:array-a-t1"
-IQN2 = "iqn.1991-05.com.microsoft:array-a-t2"
 DELETED = errors.VDS_E_OBJECT_DELETED
 
 

@@ -33,8 +33,8 @@ from ansible_collections.storage.vds.plugins.module_utils._vds.plan import (
     Step,
 )
 from ansible_collections.storage.vds.plugins.module_utils._vds.wait import RetryPolicy, Waiter
+from ansible_collections.storage.vds.tests.unit.plugins.constants import IQN1
 
-IQN1 = "iqn.1991-05.com.microsoft:array-a-t1"
 BUSY = errors.VDS_E_ANOTHER_CALL_IN_PROGRESS
 CORRUPT = errors.VDS_E_PROVIDER_CACHE_CORRUPT
 DELETED = errors.VDS_E_OBJECT_DELETED

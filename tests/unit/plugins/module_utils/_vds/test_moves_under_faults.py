@@ -23,9 +23,9 @@ from ansible_collections.storage.vds.plugins.module_utils._backends.simulator im
 from ansible_collections.storage.vds.plugins.module_utils._vds import config, tasks
 from ansible_collections.storage.vds.plugins.module_utils._vds.engine import Engine
 from ansible_collections.storage.vds.plugins.module_utils._vds.errors import VdsError
-from ansible_collections.storage.vds.tests.unit.plugins.state_file import FIRST_TARGET, MUTATING, StateFile
-
-IQN = FIRST_TARGET
+from ansible_collections.storage.vds.tests.unit.plugins.constants import IQN1 as IQN
+from ansible_collections.storage.vds.tests.unit.plugins.constants import MUTATING, NO_TROUBLE
+from ansible_collections.storage.vds.tests.unit.plugins.state_file import StateFile
 PORTALS = tuple("10.0.0.%d:3260" % number for number in range(1, 7))
 OPERATIONS = ("AddPortal", "RemovePortal", "CreatePortalGroup", "DeletePortalGroup")
 FAILURES = ("VDS_E_PROVIDER_FAILURE", "VDS_E_OBJECT_DELETED")
@@ -143,7 +143,7 @@ def test_a_vanished_add_is_not_undone_then_redone(provider):
     moved = run_on(str(states.path), "vds_portal", {"target": IQN, "portal": "10.0.0.3", "tag": 2})
     assert moved.message == ""
     assert [(step["action"], step["tag"]) for step in moved.steps] == [("remove_portal", 1), ("add_portal", 2)]
-    assert moved.operations == {"retries": 0, "recoveries": 0, "rereads": 1, "rollbacks": 0}
+    assert moved.operations == dict(NO_TROUBLE, rereads=1)
     assert states.groups(IQN) == {1: ["10.0.0.1:3260"], 2: ["10.0.0.2:3260", "10.0.0.3:3260"]}
 
 

@@ -17,9 +17,7 @@ from ansible_collections.storage.vds.plugins.module_utils._vds.errors import (
     NotFoundError,
     ValidationError,
 )
-from ansible_collections.storage.vds.tests.unit.plugins.module_utils._vds_config.conftest import IQN1, IQN2, IQN3
-
-NO_TROUBLE = {"retries": 0, "recoveries": 0, "rereads": 0, "rollbacks": 0}
+from ansible_collections.storage.vds.tests.unit.plugins.constants import IQN1, IQN2, IQN3, NO_TROUBLE
 
 
 def params(state, *entries, **extra):

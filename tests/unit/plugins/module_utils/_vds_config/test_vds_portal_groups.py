@@ -10,9 +10,7 @@ import pytest
 from ansible_collections.storage.vds.plugins.module_utils._vds.model import PortalGroup, Target
 from ansible_collections.storage.vds.plugins.module_utils._vds.plan import missing_tag_error
 from ansible_collections.storage.vds.plugins.modules import vds_portal_groups
-from ansible_collections.storage.vds.tests.unit.plugins.module_utils._vds_config.conftest import IQN1, IQN2, IQN3
-
-NO_TROUBLE = {"retries": 0, "recoveries": 0, "rereads": 0, "rollbacks": 0}
+from ansible_collections.storage.vds.tests.unit.plugins.constants import IQN1, IQN2, IQN3, NO_TROUBLE
 
 
 def warning_texts(result):
@@ -137,6 +135,14 @@ def test_bad_input_fails_cleanly_and_changes_nothing(run_module, state_file, sim
     assert "exception" not in failed.result and "Traceback" not in failed.result["msg"]
     assert failed.result.get("changed", False) is False
     assert state_file.provider() == before and state_file.mutating_calls() == {}
+
+
+def test_rendered_refuses_a_wait_timeout_every_other_state_refuses(run_module):
+    args = {"backend": "simulator", "simulator_state": "/nowhere.json", "state": "rendered", "wait_timeout": 0,
+            "config": [{"target": IQN1, "groups": [{"portals": ["10.0.0.1"]}]}]}
+    failed = run_module(vds_portal_groups, args)
+    assert failed.failed and failed.result["msg"] == "wait_timeout 0 must be at least 1 second"
+    assert not run_module(vds_portal_groups, dict(args, wait_timeout=1)).failed
 
 
 def test_a_missing_tag_is_explained(run_module, simulator_args):
