@@ -264,8 +264,9 @@ steps:
       planned). Empty when nothing changed.
     - C(action) is one of C(create_group), C(add_portal), C(remove_portal), C(delete_group). C(from_tag) is
       set on the add half of a move and names the group the portal came from.
-    - In check mode and with O(state=rendered) a group still to be created has tag V(null); the steps that
-      follow its C(create_group) with tag V(null) go to it.
+    - In check mode and with O(state=rendered) a group still to be created has tag V(null), and C(new_group)
+      numbers it (1 for the first C(create_group) of the target, 2 for the second, ...) in its
+      C(create_group) and in the steps that go to it.
   returned: when O(state) is V(merged), V(replaced), V(overridden), V(deleted) or V(rendered)
   type: list
   elements: dict

@@ -57,6 +57,8 @@ class Step:
     def as_dict(self) -> dict[str, t.Any]:
         tag = None if is_new_group(self.tag) else self.tag
         result: dict[str, t.Any] = {"action": self.action, "target": self.target, "tag": tag}
+        if self.tag is not None and self.tag < 0:
+            result["new_group"] = -self.tag  # which of the groups the plan creates, in the order created
         if self.portal is not None:
             result["portal"] = str(self.portal)
         if self.from_tag is not None:

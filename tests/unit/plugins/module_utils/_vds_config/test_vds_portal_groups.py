@@ -78,8 +78,8 @@ def test_check_mode_shows_new_groups_with_tag_null(run_module, simulator_args):
     checked = run_module(vds_portal_groups, args, check_mode=True)
     assert checked.result["after"] == [{"target": IQN3, "subsystem": "array-b", "groups": [
         {"tag": None, "portals": ["10.0.0.1:3260"]}, {"tag": None, "portals": ["10.0.0.2:3260"]}]}]
-    assert [(step["action"], step["tag"]) for step in checked.result["steps"]] == [
-        ("create_group", None), ("create_group", None), ("add_portal", None), ("add_portal", None)]
+    assert [(step["action"], step["tag"], step["new_group"]) for step in checked.result["steps"]] == [
+        ("create_group", None, 1), ("create_group", None, 2), ("add_portal", None, 1), ("add_portal", None, 2)]
     real = run_module(vds_portal_groups, args)
     assert real.result["after"][0]["groups"] == [{"tag": 1, "portals": ["10.0.0.1:3260"]},
                                                  {"tag": 2, "portals": ["10.0.0.2:3260"]}]
