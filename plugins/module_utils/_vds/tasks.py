@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import typing as t
 
-from ansible_collections.storage.vds.plugins.module_utils._vds import config
 from ansible_collections.storage.vds.plugins.module_utils._vds.engine import Engine, Outcome
 from ansible_collections.storage.vds.plugins.module_utils._vds.model import (
     PortalAddress,
@@ -81,6 +80,9 @@ def portal_info(engine: Engine, params: Params, diff: bool = False) -> Result:
 
 def portal_groups(engine: Engine | None, params: Params, diff: bool = False) -> Result:
     """``vds_portal_groups``: every state through the engine, but ``rendered``, which plans offline (no engine)."""
+    # Imported here: the other modules never pay for the resource module's planner.
+    from ansible_collections.storage.vds.plugins.module_utils._vds import config
+
     if params["state"] != config.RENDERED:
         return config.resource(t.cast(Engine, engine), params, diff)
     # The Linux kernel target creates a group under the tag asked for; VDS providers assign tags.
