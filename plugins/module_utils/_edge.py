@@ -82,32 +82,23 @@ def select_backend(params: t.Mapping[str, t.Any]) -> Backend:
     return lio.LioBackend(save_config=params["lio_save_config"], save_file=params["lio_save_file"])
 
 
-def run_module(module: AnsibleModule, task: t.Callable[[Engine, t.Mapping[str, t.Any]], dict[str, t.Any]]) -> None:
+#: What a module does with its validated parameters: ``task(engine, params, diff)``. ``engine`` is None for
+#: ``state=rendered``, which plans offline and contacts no provider.
+Task = t.Callable[[t.Optional[Engine], t.Mapping[str, t.Any], bool], t.Dict[str, t.Any]]
+
+
+def run_module(module: AnsibleModule, task: Task) -> None:
     """Run ``task`` with an engine on the selected backend; exit or fail with a clear message."""
     params = module.params
     warnings: t.List[str] = []
     try:
         if params["wait_timeout"] < 1:
             raise ValidationError("wait_timeout %r must be at least 1 second" % params["wait_timeout"])
-        with select_backend(params) as backend:
-            try:
-                result = task(Engine(backend, params["wait_timeout"], check_mode=module.check_mode), params)
-                warnings.extend(result.pop("warnings", []))
-            except VdsError as error:
-                # Steps done before a failure are kept by the provider too (LIO saves them).
-                try:
-                    error.details.update(backend.finish())
-                except VdsError as also:
-                    error.amend(str(also))
-                raise
-            finally:
-                warnings.extend(backend.warnings)
-            try:
-                result.update(backend.finish())
-            except VdsError as error:
-                # The change took effect but could not be kept: fail, saying what was done.
-                error.details.setdefault("steps_done", result.get("steps", []))
-                raise
+        if params.get("state") == "rendered":
+            result = task(None, params, module._diff)
+        else:
+            result = _converge(module, task, warnings)
+        warnings[:0] = result.pop("warnings", [])
     except VdsError as error:
         for warning in warnings:
             module.warn(warning)
@@ -116,3 +107,27 @@ def run_module(module: AnsibleModule, task: t.Callable[[Engine, t.Mapping[str, t
     for warning in warnings:
         module.warn(warning)
     module.exit_json(**result)
+
+
+def _converge(module: AnsibleModule, task: Task, warnings: t.List[str]) -> dict[str, t.Any]:
+    """``task`` on the selected backend; what the backend warns of is added to ``warnings``, failed or not."""
+    params = module.params
+    with select_backend(params) as backend:
+        try:
+            result = task(Engine(backend, params["wait_timeout"], check_mode=module.check_mode), params, module._diff)
+        except VdsError as error:
+            # Steps done before a failure are kept by the provider too (LIO saves them).
+            try:
+                error.details.update(backend.finish())
+            except VdsError as also:
+                error.amend(str(also))
+            raise
+        finally:
+            warnings.extend(backend.warnings)
+        try:
+            result.update(backend.finish())
+        except VdsError as error:
+            # The change took effect but could not be kept: fail, saying what was done.
+            error.details.setdefault("steps_done", result.get("steps", []))
+            raise
+    return result

@@ -141,7 +141,7 @@ save_file:
   sample: /etc/rtslib-fb-target/saveconfig.json
 diff:
   description: Every group of the target with its portals, and the portal's status, before and after.
-  returned: always
+  returned: in diff mode
   type: dict
 """
 

@@ -166,7 +166,7 @@ save_file:
   sample: /etc/rtslib-fb-target/saveconfig.json
 diff:
   description: Every group of the target with its portals, before and after.
-  returned: always
+  returned: in diff mode
   type: dict
   sample:
     before: {target: "iqn.1991-05.com.microsoft:array-a-t1", groups: [{tag: 1, portals: ["10.0.0.1:3260"]}]}

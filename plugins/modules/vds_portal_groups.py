@@ -20,11 +20,15 @@ description:
     target has taken; when no such group holds any of them a new group is created and the provider assigns
     its tag. Tags are matched first, then the groups without a tag in the order they are listed.
   - A portal can belong to only one group of a target. A declared portal that sits in another group of the
-    same target is moved, removed from the old group before it is added to the new one; if the add fails the
-    portal is put back where it was. No step ever puts a portal in two groups of one target.
-  - The steps of a target come in this order, which keeps that rule at every step. First every removal, then
-    each new group's creation followed by its additions, then the additions to existing groups, then the
-    deletion of the groups that are no longer wanted (their portals are removed first).
+    same target is moved, removed from the old group before it is added to the new one. No step ever puts a
+    portal in two groups of one target.
+  - The steps of a target come in this order. First the removal of portals that leave every group, then the
+    creation of every new group, then each move (its removal directly followed by its addition), then the
+    other additions, then the deletion of the groups that are no longer wanted (their portals are removed
+    first). A portal that only moves is therefore out of every group for one step at most.
+  - When a step fails, every portal a move took out of its group and did not yet add to its new one is put
+    back where it was, and each put-back is listed in RV(steps_done); if a put-back fails too, the message
+    names each portal left in no group, with the group it was in.
   - Every input is validated before anything is read or changed. Failures say which entry and which value
     is wrong, and a failure after some steps took effect lists them in RV(steps_done).
 author:
@@ -105,6 +109,9 @@ options:
         portals; every other group of the target is emptied and deleted.
       - V(deleted) removes the portals of each declared group and deletes it; for a target with no groups
         listed, every group of the target. A group that does not exist is left alone.
+      - With V(deleted), a group declared without a tag whose portals are spread over several groups fails
+        before any change, naming those groups, since deleting one of them would leave the others for the
+        next run. Give the tag of the group to delete.
       - V(gathered) returns the current groups in RV(gathered), in the shape of O(config), and changes
         nothing.
       - V(rendered) plans O(config) against O(running_config) as O(render_as) says, offline, and returns the
@@ -257,8 +264,9 @@ steps:
       planned). Empty when nothing changed.
     - C(action) is one of C(create_group), C(add_portal), C(remove_portal), C(delete_group). C(from_tag) is
       set on the add half of a move and names the group the portal came from.
-    - In check mode and with O(state=rendered) a group still to be created has tag V(null); the steps that
-      follow its C(create_group) with tag V(null) go to it.
+    - In check mode and with O(state=rendered) a group still to be created has tag V(null), and C(new_group)
+      numbers it (1 for the first C(create_group) of the target, 2 for the second, ...) in its
+      C(create_group) and in the steps that go to it.
   returned: when O(state) is V(merged), V(replaced), V(overridden), V(deleted) or V(rendered)
   type: list
   elements: dict
@@ -318,8 +326,6 @@ diff:
   elements: dict
 """
 
-import functools
-
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.storage.vds.plugins.module_utils._edge import (
@@ -332,10 +338,8 @@ from ansible_collections.storage.vds.plugins.module_utils._vds.config import (
     MERGED,
     RENDERED,
     STATES,
-    render,
-    resource,
 )
-from ansible_collections.storage.vds.plugins.module_utils._vds.errors import VdsError
+from ansible_collections.storage.vds.plugins.module_utils._vds.tasks import portal_groups
 
 _GROUP = {"type": "list", "elements": "dict", "default": []}
 
@@ -366,15 +370,7 @@ def main() -> None:
         required_if=BACKEND_REQUIRED_IF + [("state", state, ["config"]) for state in CHANGING_STATES + (RENDERED,)],
         supports_check_mode=True,
     )
-    if module.params["state"] != RENDERED:
-        run_module(module, functools.partial(resource, diff=module._diff))
-        return
-    # Offline: the backend is neither built nor contacted. LIO creates a group under the tag asked for.
-    try:
-        result = render(module.params, assigns_tags=module.params["backend"] != "lio")
-    except VdsError as error:
-        module.fail_json(msg=str(error), **error.details)
-    module.exit_json(**result)
+    run_module(module, portal_groups)
 
 
 if __name__ == "__main__":

@@ -3,9 +3,11 @@
 # Copyright (c) storage.vds contributors
 """The interface every backend implements.
 
-A backend speaks VDS semantics with provider ids and knows nothing of plans. Every mutating call
-returns an :class:`Operation` (the counterpart of ``IVdsAsync``) or raises
-:class:`~..._vds.errors.HResultError` with ``phase="call"`` when the method itself fails.
+A backend speaks VDS semantics with provider ids: the engine plans and orders the steps and calls the
+backend once per step. Every mutating call returns an :class:`Operation` (the counterpart of
+``IVdsAsync``) or raises :class:`~..._vds.errors.HResultError` with ``phase="call"`` when the method
+itself fails. The one place a backend sees planned steps is :meth:`Backend.review`, where it refuses,
+before anything changes, what its provider is known to reject.
 """
 
 from __future__ import annotations

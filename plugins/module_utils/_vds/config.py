@@ -1,12 +1,13 @@
 # -*- coding: utf-8 -*-
 # SPDX-License-Identifier: GPL-3.0-or-later
 # Copyright (c) storage.vds contributors
-"""The resource module's engine: every declared group of every declared target, planned jointly.
+"""The resource module's declarations: every declared group of every declared target, planned jointly.
 
-One execution reads each subsystem it needs once, maps every declaration onto a group (tag, else
-membership, else a new group), plans each target as a whole and runs the steps with the shared
-executor. Plans keep the invariant of :mod:`plan`: no step ever puts a portal in two groups of one
-target, because every remove comes before any add.
+``config`` is parsed and validated before anything is read; each entry becomes a
+:class:`TargetDeclaration` that the engine converges with the other modules' declarations, in its one
+loop. Planning a target (:func:`plan_target`) is pure; it maps every declared group onto a group (tag,
+else membership, else a new group) and orders the steps so that no step puts a portal in two groups of
+one target and a portal that only moves is out of every group for one step at most.
 """
 
 from __future__ import annotations
@@ -15,13 +16,12 @@ import dataclasses
 import operator
 import typing as t
 
+from ansible_collections.storage.vds.plugins.module_utils._vds.engine import Engine, Outcome, locate
 from ansible_collections.storage.vds.plugins.module_utils._vds.errors import (
     IdentityError,
     NotFoundError,
     ValidationError,
-    VdsError,
 )
-from ansible_collections.storage.vds.plugins.module_utils._vds.execute import GroupSubstituted, ObjectVanished
 from ansible_collections.storage.vds.plugins.module_utils._vds.model import (
     PortalAddress,
     PortalGroup,
@@ -39,14 +39,12 @@ from ansible_collections.storage.vds.plugins.module_utils._vds.plan import (
     DELETE_GROUP,
     REMOVE_PORTAL,
     Membership,
+    Plan,
     Step,
-    _missing_tag_error,
-    apply_steps,
+    StepView,
     lowest_free_tag,
+    missing_tag_error,
 )
-
-if t.TYPE_CHECKING:  # pragma: no cover
-    from ansible_collections.storage.vds.plugins.module_utils._vds.engine import Engine
 
 MERGED = "merged"
 REPLACED = "replaced"
@@ -231,27 +229,28 @@ def plan_target(subsystem: Subsystem, target: Target, spec: TargetSpec, state: s
     keys = _resolve(target, current, spec, wanted, state, assigns_tags)
     final = _final(current, spec, keys, wanted, state)
 
+    holder = {member: tag for tag, members in current.items() for member in members}
+    destination = {member: key for key, members in final.items() for member in members - current.get(key, _EMPTY)}
     steps: t.List[Step] = []
-    moved_from: dict[PortalAddress, int] = {}
-    added: dict[int, t.List[PortalAddress]] = {}
+    # Portals that leave every group go first: what they hold (LIO's wildcard listener) is then free.
     for tag in sorted(current):
-        for address in sorted(current[tag] - final.get(tag, _EMPTY), key=_BY_ADDRESS):
-            steps.append(Step(REMOVE_PORTAL, target.iqn, tag, address))
-            moved_from[address] = tag
-        if tag in final:
-            added[tag] = sorted(final[tag] - current[tag], key=_BY_ADDRESS)
+        steps.extend(Step(REMOVE_PORTAL, target.iqn, tag, address)
+                     for address in sorted(current[tag] - final.get(tag, _EMPTY), key=_BY_ADDRESS)
+                     if address not in destination)
+    # Then every new group, so that a portal moving into one leaves its old group only once it can arrive.
     created: t.List[int] = []
     for position, key in enumerate(keys):
-        if key is None or key in current:
-            continue
-        tag = None if key < 0 else key
-        created.append(position)
-        steps.append(Step(CREATE_GROUP, target.iqn, tag))
-        steps.extend(Step(ADD_PORTAL, target.iqn, tag, address, from_tag=moved_from.get(address))
-                     for address in sorted(final[key], key=_BY_ADDRESS))
-    for tag, addresses in added.items():
-        steps.extend(Step(ADD_PORTAL, target.iqn, tag, address, from_tag=moved_from.get(address))
-                     for address in addresses)
+        if key is not None and key not in current:
+            created.append(position)
+            steps.append(Step(CREATE_GROUP, target.iqn, key))
+    # Each move's add right after its remove: at most one portal is ever between groups.
+    arrivals = sorted(destination.items(), key=lambda item: (
+        item[0] not in holder, holder.get(item[0], 0), item[1] < 0, abs(item[1]), _BY_ADDRESS(item[0])))
+    for address, key in arrivals:
+        from_tag = holder.get(address)
+        if from_tag is not None:
+            steps.append(Step(REMOVE_PORTAL, target.iqn, from_tag, address))
+        steps.append(Step(ADD_PORTAL, target.iqn, key, address, from_tag=from_tag))
     steps.extend(Step(DELETE_GROUP, target.iqn, tag) for tag in sorted(current) if tag not in final)
     return TargetPlan(spec, subsystem, target, tuple(steps), t.cast(Membership, current),
                       t.cast(Membership, final), tuple(created))
@@ -274,7 +273,7 @@ def _resolve(target: Target, current: dict[int, t.FrozenSet[PortalAddress]], spe
             claimed.add(group.tag)
         elif state != DELETED:
             if assigns_tags:
-                raise _missing_tag_error(target, group.tag)
+                raise missing_tag_error(target, group.tag)
             keys[position] = group.tag
     holder: dict[PortalAddress, int] | None = None
     new_key = -1
@@ -288,6 +287,11 @@ def _resolve(target: Target, current: dict[int, t.FrozenSet[PortalAddress]], spe
             tag = holder.get(member)
             if tag is not None and tag not in claimed:
                 counts[tag] = counts.get(tag, 0) + 1
+        if state == DELETED and len(counts) > 1:
+            # Deleting one would leave the others for the next run: not idempotent, so ask which.
+            raise IdentityError("%s.groups[%d]: portals %s are spread over groups %s of %s: give tag to say which "
+                                "group to delete" % (spec.where, position, ", ".join(map(str, group.portals)),
+                                                     ", ".join(map(str, sorted(counts))), target.iqn))
         if counts:
             best = min(counts, key=lambda tag: (-counts[tag], tag))
             keys[position] = best
@@ -345,179 +349,57 @@ def _header(view: dict[str, t.Any]) -> str:
     return "%s on subsystem %s" % (view["target"], view["subsystem"])
 
 
-def _step_view(step: Step, subsystem: str) -> dict[str, t.Any]:
-    view = step.as_dict()
-    view["subsystem"] = subsystem
-    return view
+def _step_view(step: StepView, subsystem: str) -> StepView:
+    return dict(step, subsystem=subsystem)
 
 
-# --- one execution -------------------------------------------------------------------------------
+# --- what the engine converges ------------------------------------------------------------------
 
 
-def read_for(engine: Engine, specs: t.Sequence[TargetSpec]) -> Snapshot:
-    """One read per subsystem: only the named subsystems when every entry names one, else all of them."""
-    names = sorted({spec.subsystem for spec in specs if spec.subsystem is not None})
-    if not specs or any(spec.subsystem is None for spec in specs):
-        return engine.read(None)
-    return Snapshot(tuple(subsystem for name in names for subsystem in engine.read(name).subsystems))
+@dataclasses.dataclass(frozen=True)
+class TargetDeclaration:
+    """One entry of ``config`` in one state: the engine reads, plans through it and executes."""
 
+    spec: TargetSpec
+    state: str
 
-def locate(snapshot: Snapshot, specs: t.Sequence[TargetSpec]) -> t.List[t.Tuple[Subsystem, Target]]:
-    found: t.List[t.Tuple[Subsystem, Target]] = []
-    seen: dict[tuple[str, str], str] = {}
-    for spec in specs:
-        try:
-            subsystem, target = snapshot.locate_target(spec.target, spec.subsystem)
-        except (NotFoundError, ValidationError) as error:
-            raise type(error)("%s: %s" % (spec.where, error), **error.details) from None
-        key = (subsystem.name, target.iqn)
-        if key in seen:
-            raise ValidationError("%s and %s both declare target %s on subsystem %s: declare each target once"
-                                  % (seen[key], spec.where, target.iqn, subsystem.name))
-        seen[key] = spec.where
-        found.append((subsystem, target))
-    return found
+    @property
+    def target(self) -> str:
+        return self.spec.target
 
+    @property
+    def subsystem(self) -> str | None:
+        return self.spec.subsystem
 
-class _Run:
-    """Plans every declared target from one snapshot, then executes them one after another."""
+    @property
+    def where(self) -> str:
+        return self.spec.where
 
-    def __init__(self, engine: Engine, specs: t.Sequence[TargetSpec], state: str) -> None:
-        self.engine = engine
-        self.state = state
-        self.assigns_tags = engine.backend.assigns_tags
-        self.warnings: t.List[str] = []
-        self.steps_done: t.List[dict[str, t.Any]] = []
-        self._indexes: dict[str, t.Dict[t.Tuple[int, bytes, int], PortalAddress]] = {}
-        snapshot = read_for(engine, specs)
-        self.plans = [self._plan(subsystem, target, spec)
-                      for spec, (subsystem, target) in zip(specs, locate(snapshot, specs))]
+    def plan(self, subsystem: Subsystem, target: Target, assigns_tags: bool) -> Plan:
+        index = index_portals(portal.address for portal in subsystem.portals)
+        planned = plan_target(subsystem, target, self.spec, self.state, assigns_tags, index)
+        return Plan(planned.steps, None, planned.created)
 
-    def _plan(self, subsystem: Subsystem, target: Target, spec: TargetSpec) -> TargetPlan:
-        index = self._indexes.get(subsystem.name)
-        if index is None:
-            index = self._indexes[subsystem.name] = index_portals(portal.address for portal in subsystem.portals)
-        plan = plan_target(subsystem, target, spec, self.state, self.assigns_tags, index)
-        # In check mode too, so that check mode predicts what the provider will refuse.
-        self.engine.backend.review(subsystem, target, plan.steps)
-        return plan
+    def step_view(self, step: StepView, subsystem: str) -> StepView:
+        return _step_view(step, subsystem)
 
-    def result(self, diff: bool) -> Result:
-        if self.engine.check_mode or not any(plan.steps for plan in self.plans):
-            views = [(plan, [_step_view(step, plan.subsystem.name) for step in plan.steps], plan.after)
-                     for plan in self.plans]
-        else:
-            views = self._execute()
-        before = [target_view(plan.target.iqn, plan.subsystem.name, plan.before) for plan, _steps, _after in views]
-        after = [target_view(plan.target.iqn, plan.subsystem.name, membership) for plan, _steps, membership in views]
-        steps = [step for _plan, target_steps, _after in views for step in target_steps]
-        result = {"changed": bool(steps), "before": before, "after": after, "steps": steps,
-                  "operations": self.engine.stats.as_dict(), "warnings": self.warnings}
-        if diff:
-            # One diff per target, each a mapping as Ansible's diff display expects. Only when asked for:
-            # it repeats before and after, and a fleet pays for every byte of every result.
-            result["diff"] = [{"before": old, "after": new, "before_header": _header(old), "after_header": _header(new)}
-                              for old, new in zip(before, after)]
-        return result
+    def keeping(self, plan: Plan, created: t.Sequence[int | None]) -> "TargetDeclaration":
+        spec = self.spec
+        for index, tag in zip(plan.created, created):
+            if tag is not None:
+                spec = _with_tag(spec, index, tag)
+        return dataclasses.replace(self, spec=spec)
 
-    def _execute(self) -> t.List[t.Tuple[TargetPlan, t.List[dict[str, t.Any]], Membership]]:
-        fresh: dict[str, Subsystem] = {}
-        views = []
-        for plan in self.plans:
-            # A subsystem read again since this plan was made is planned from what is there now.
-            current = self._replan(plan, fresh[plan.subsystem.name]) if plan.subsystem.name in fresh else plan
-            try:
-                target_steps, after = self._execute_target(current, fresh)
-            except VdsError as error:
-                error.details["steps_done"] = self.steps_done
-                error.details["operations"] = self.engine.stats.as_dict()
-                raise
-            views.append((plan, target_steps, after))
-        return views
-
-    def _replan(self, plan: TargetPlan, subsystem: Subsystem, spec: TargetSpec | None = None) -> TargetPlan:
-        spec = spec or plan.spec
-        target = subsystem.target(plan.target.iqn)
-        if target is None:
-            raise NotFoundError("%s: target %s is gone from subsystem %s"
-                                % (spec.where, plan.target.iqn, subsystem.name))
-        return self._plan(subsystem, target, spec)
-
-    def _reread(self, name: str, fresh: dict[str, Subsystem]) -> Subsystem:
-        self._indexes.pop(name, None)
-        subsystem = self.engine.read(name).subsystems[0]
-        fresh[name] = subsystem
-        return subsystem
-
-    def _execute_target(self, plan: TargetPlan,
-                        fresh: dict[str, Subsystem]) -> t.Tuple[t.List[dict[str, t.Any]], Membership]:
-        """Run one target's plan; on failure ``steps_done`` holds every step that took effect."""
-        name = plan.subsystem.name
-        spec = plan.spec
-        substituted_once = False
-        start = len(self.steps_done)
-        while True:
-            try:
-                done = self.engine.executor.execute(plan.subsystem, plan.target, plan.steps)
-                break
-            except VdsError as error:
-                self.steps_done.extend(dict(step, subsystem=name) for step in error.details.get("steps_done", []))
-                raise
-            except ObjectVanished as vanished:
-                self.steps_done.extend(_step_view(step, name) for step in vanished.done)
-                if self.engine.stats.rereads:
-                    raise vanished.error.amend("it vanished again after the state was read once more") from None
-                self.engine.stats.rereads += 1
-                # Someone else changed the target under us: read it again and plan from what is there now.
-                subsystem = self._reread(name, fresh)
-                spec = _keep_created(spec, plan, vanished.done, subsystem.target(plan.target.iqn))
-                plan = self._replan(plan, subsystem, spec)
-            except GroupSubstituted as substituted:
-                self.steps_done.extend(_step_view(step, name) for step in substituted.done)
-                if substituted_once:
-                    raise IdentityError("%s: the provider allows no more portal groups on %s: CreatePortalGroup "
-                                        "answered VDS_S_ALREADY_EXISTS again and returned group %d"
-                                        % (spec.where, plan.target.iqn, substituted.tag)) from None
-                substituted_once = True
-                spec = self._pin(plan, substituted)
-                subsystem = self._reread(name, fresh)
-                spec = _keep_created(spec, plan, substituted.done, subsystem.target(plan.target.iqn))
-                plan = self._replan(plan, subsystem, spec)
-                _refuse_purge_of_handed_back_group(plan, self.state, substituted.tag)
-        self.steps_done.extend(_step_view(step, name) for step in done)
-        # The last plan's ``before`` is what the steps started from, after any read again.
-        return self.steps_done[start:], apply_steps(plan.before, done)
-
-    def _pin(self, plan: TargetPlan, substituted: GroupSubstituted) -> TargetSpec:
-        """The provider handed back an existing group instead of a new one: the declaration takes it."""
-        index = plan.created[sum(1 for step in substituted.done if step.action == CREATE_GROUP)]
-        spec = plan.spec
-        for other, group in enumerate(spec.groups):
-            if group.tag == substituted.tag:
+    def taking(self, plan: Plan, made: int, tag: int) -> t.Tuple["TargetDeclaration", str]:
+        index = plan.created[made]
+        for other, group in enumerate(self.spec.groups):
+            if group.tag == tag:
                 raise IdentityError(
                     "%s: the provider allows no more portal groups on %s: CreatePortalGroup answered "
                     "VDS_S_ALREADY_EXISTS and returned existing group %d, which groups[%d] declares already; "
-                    "declare no more groups than the provider allows" % (spec.where, plan.target.iqn,
-                                                                         substituted.tag, other))
-        self.warnings.append(
-            "the provider allows no more portal groups on %s: CreatePortalGroup answered VDS_S_ALREADY_EXISTS and "
-            "returned existing group %d, so %s.groups[%d] was applied to group %d"
-            % (plan.target.iqn, substituted.tag, spec.where, index, substituted.tag))
-        return _with_tag(spec, index, substituted.tag)
-
-
-def _refuse_purge_of_handed_back_group(plan: TargetPlan, state: str, tag: int) -> None:
-    """A capped provider handed back an existing group: purging it would drop portals nobody declared there,
-    which check mode could not have shown. Refuse rather than surprise, as for a single group."""
-    group = next(group for group in plan.spec.groups if group.tag == tag)
-    purge = group.purge if group.purge is not None else state != MERGED
-    dropped = [str(step.portal) for step in plan.steps if step.action == REMOVE_PORTAL and step.tag == tag]
-    if purge and dropped:
-        raise IdentityError(
-            "%s: the provider allows no more portal groups on %s: CreatePortalGroup answered VDS_S_ALREADY_EXISTS "
-            "and returned existing group %d, which holds %s. Purging it would remove portals that were never "
-            "declared for it, so nothing more was changed. Set tag: %d to manage that group, or delete a group of "
-            "the target first." % (plan.spec.where, plan.target.iqn, tag, ", ".join(dropped), tag))
+                    "declare no more groups than the provider allows" % (self.where, self.target, tag, other))
+        return (dataclasses.replace(self, spec=_with_tag(self.spec, index, tag)),
+                "%s.groups[%d]" % (self.where, index))
 
 
 def _with_tag(spec: TargetSpec, index: int, tag: int) -> TargetSpec:
@@ -526,37 +408,43 @@ def _with_tag(spec: TargetSpec, index: int, tag: int) -> TargetSpec:
     return dataclasses.replace(spec, groups=tuple(groups))
 
 
-def _keep_created(spec: TargetSpec, plan: TargetPlan, done: t.Sequence[Step], target: Target | None) -> TargetSpec:
-    """A group this execution created belongs to the declaration it was made for: when planning again,
-    the declaration takes it by its tag instead of finding no group by membership and making another.
-    A created group that is gone again is left out: the declaration makes a new one."""
-    created = [step.tag for step in done if step.action == CREATE_GROUP]
-    for index, tag in zip(plan.created, created):
-        if tag is not None and target is not None and target.group_by_tag(tag) is not None:
-            spec = _with_tag(spec, index, tag)
-    return spec
-
-
 # --- what the module does with its parameters ----------------------------------------------------
 
 
 def resource(engine: Engine, params: Params, diff: bool = False) -> Result:
-    """``vds_portal_groups`` with every state but ``rendered``: read once, plan, execute, report (with
-    ``diff``: the diff too)."""
+    """``vds_portal_groups`` with every state but ``rendered``: converge every declared target through the
+    engine and report (with ``diff``: the diff too)."""
     state = params["state"]
     if params.get("running_config") is not None:
         raise ValidationError("running_config is used only with state=rendered")
     specs = parse_config(params.get("config"), state)
     if state == GATHERED:
         return {"changed": False, "gathered": gather(engine, specs), "operations": engine.stats.as_dict()}
-    return _Run(engine, specs, state).result(diff)
+    outcomes = engine.converge([TargetDeclaration(spec, state) for spec in specs])
+    before = [target_view(outcome.target, _subsystem_name(outcome), outcome.before) for outcome in outcomes]
+    after = [target_view(outcome.target, _subsystem_name(outcome), outcome.after) for outcome in outcomes]
+    steps = [step for outcome in outcomes for step in outcome.steps]
+    result = {"changed": bool(steps), "before": before, "after": after, "steps": steps,
+              "operations": engine.stats.as_dict(),
+              "warnings": [warning for outcome in outcomes for warning in outcome.warnings]}
+    if diff:
+        # One diff per target, each a mapping as Ansible's diff display expects. Only when asked for: it
+        # repeats before and after, and a fleet pays for every byte of every result.
+        result["diff"] = [{"before": old, "after": new, "before_header": _header(old), "after_header": _header(new)}
+                          for old, new in zip(before, after)]
+    return result
+
+
+def _subsystem_name(outcome: Outcome) -> str:
+    return t.cast(Subsystem, outcome.subsystem).name
 
 
 def gather(engine: Engine, specs: t.Sequence[TargetSpec]) -> t.List[dict[str, t.Any]]:
     """The current groups in the shape of ``config``: the listed targets, or every target."""
-    snapshot = read_for(engine, specs)
+    declarations = [TargetDeclaration(spec, GATHERED) for spec in specs]
+    snapshot = engine.read_for(declarations)
     if specs:
-        pairs = locate(snapshot, specs)
+        pairs = locate(snapshot, declarations)
     else:
         pairs = [(subsystem, target) for subsystem in sorted(snapshot.subsystems, key=lambda s: s.name)
                  for target in sorted(subsystem.targets, key=lambda found: found.iqn)]
@@ -581,7 +469,7 @@ def render(params: Params, assigns_tags: bool = True) -> Result:
                                   % (seen[key], spec.where, target.iqn))
         seen[key] = spec.where
         plans.append(plan_target(subsystem, target, spec, mode, assigns_tags, index, offline=True))
-    steps = [_step_view(step, plan.subsystem.name) for plan in plans for step in plan.steps]
+    steps = [_step_view(step.as_dict(), plan.subsystem.name) for plan in plans for step in plan.steps]
     return {"changed": False, "rendered": steps, "steps": steps,
             "before": [target_view(plan.target.iqn, plan.subsystem.name, plan.before) for plan in plans],
             "after": [target_view(plan.target.iqn, plan.subsystem.name, plan.after) for plan in plans]}

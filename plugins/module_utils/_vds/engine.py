@@ -1,9 +1,11 @@
 # -*- coding: utf-8 -*-
 # SPDX-License-Identifier: GPL-3.0-or-later
 # Copyright (c) storage.vds contributors
-"""Read once, plan, execute (or only plan in check mode), and shape the result.
+"""The one convergence loop every module goes through: read once per subsystem, plan (pure), let the
+provider review, execute (or only plan in check mode), read again and plan on after a vanished object.
 
-This is what the modules call; it knows the backend only through its interface.
+It knows the backend only through its interface, and a module's declaration only through
+:class:`~.plan.Declaration`.
 """
 
 from __future__ import annotations
@@ -12,36 +14,39 @@ import dataclasses
 import time
 import typing as t
 
-from ansible_collections.storage.vds.plugins.module_utils._vds.errors import IdentityError, ValidationError, VdsError
+from ansible_collections.storage.vds.plugins.module_utils._vds.errors import (
+    IdentityError,
+    NotFoundError,
+    ValidationError,
+    VdsError,
+)
 from ansible_collections.storage.vds.plugins.module_utils._vds.execute import (
+    Displaced,
     Executor,
     GroupSubstituted,
     ObjectVanished,
     Stats,
 )
-from ansible_collections.storage.vds.plugins.module_utils._vds.model import (
-    PortalAddress,
-    Snapshot,
-    Subsystem,
-    Target,
-)
+from ansible_collections.storage.vds.plugins.module_utils._vds.model import PortalAddress, Snapshot, Subsystem, Target
 from ansible_collections.storage.vds.plugins.module_utils._vds.plan import (
+    ADD_PORTAL,
+    CREATE_GROUP,
     REMOVE_PORTAL,
+    Declaration,
     GroupDeclaration,
     Membership,
     Plan,
+    PortalDeclaration,
+    Step,
+    StepView,
     apply_steps,
     membership_of,
     membership_view,
-    plan_group,
-    plan_portal,
 )
 from ansible_collections.storage.vds.plugins.module_utils._vds.wait import Clock, RetryPolicy, Sleep, Waiter
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from ansible_collections.storage.vds.plugins.module_utils._backends.base import Backend
-
-Planner = t.Callable[[Subsystem, Target], Plan]
 
 
 @dataclasses.dataclass
@@ -50,7 +55,7 @@ class Outcome:
 
     target: str
     plan: Plan
-    steps: t.List[t.Dict[str, t.Any]]
+    steps: t.List[StepView]
     before: Membership
     after: Membership
     stats: Stats
@@ -71,6 +76,30 @@ class Outcome:
         return {"tag": tag, "target": self.target, "portals": [str(a) for a in sorted(self.after[tag])]}
 
 
+@dataclasses.dataclass
+class _Convergence:
+    """One declared target on its way: what was read and planned last, and what took effect so far."""
+
+    declaration: Declaration
+    subsystem: Subsystem
+    target: Target
+    plan: Plan = Plan(())
+    before: Membership = dataclasses.field(default_factory=dict)       # as first read
+    base: Membership = dataclasses.field(default_factory=dict)         # as last read
+    done: t.List[Step] = dataclasses.field(default_factory=list)       # since the last read
+    views: t.List[StepView] = dataclasses.field(default_factory=list)  # every step that took effect
+    displaced: Displaced = dataclasses.field(default_factory=dict)
+    warnings: t.List[str] = dataclasses.field(default_factory=list)
+    substituted: bool = False
+
+    def took_effect(self, steps: t.Sequence[Step]) -> None:
+        self.done.extend(steps)
+        self.views.extend(self.declaration.step_view(step.as_dict(), self.subsystem.name) for step in steps)
+
+    def prefix(self) -> str:
+        return "%s: " % self.declaration.where if self.declaration.where else ""
+
+
 class Engine:
     """One module execution's worth of work against one backend."""
 
@@ -83,6 +112,11 @@ class Engine:
         waiter = Waiter(backend, wait_timeout, clock=clock, sleep=sleep)
         self.executor = Executor(backend, waiter, retry=retry, sleep=sleep, stats=self.stats)
 
+    @property
+    def assigns_tags(self) -> bool:
+        """Whether the provider picks the tag of a new group (VDS) rather than taking the one asked for (LIO)."""
+        return self.backend.assigns_tags
+
     def read(self, subsystem: str | None = None) -> Snapshot:
         """One snapshot, retried while busy and recovered once from a corrupt cache."""
         try:
@@ -92,82 +126,148 @@ class Engine:
         except ObjectVanished as vanished:
             raise vanished.error
 
+    def read_for(self, declarations: t.Sequence[Declaration]) -> Snapshot:
+        """One read per subsystem: only the named subsystems when every declaration names one, else all."""
+        names = sorted({declaration.subsystem for declaration in declarations if declaration.subsystem is not None})
+        if not declarations or any(declaration.subsystem is None for declaration in declarations):
+            return self.read(None)
+        return Snapshot(tuple(subsystem for name in names for subsystem in self.read(name).subsystems))
+
     def converge_group(self, declaration: GroupDeclaration, subsystem: str | None = None) -> Outcome:
+        """``vds_portal_group``: one group of one target."""
         if declaration.tag is None and not declaration.portals:
             raise ValidationError("give tag or at least one portal: without a tag a portal group is found by "
                                   "the portals it holds")
-        warnings: t.List[str] = []
-
-        substituted_tag: int | None = None
-
-        def planner(found_subsystem: Subsystem, target: Target) -> Plan:
-            plan = plan_group(found_subsystem, target, declaration, self.backend.assigns_tags)
-            if substituted_tag is not None:
-                _refuse_purge_of_handed_back_group(target, declaration, plan, substituted_tag)
-            return plan
-
-        try:
-            return self._converge(declaration.target, subsystem, planner, warnings)
-        except GroupSubstituted as substituted:
-            substituted_tag = substituted.tag
-            warnings.append(
-                "the provider allows no more portal groups on %s: CreatePortalGroup answered VDS_S_ALREADY_EXISTS "
-                "and returned existing group %d, so the declaration was applied to group %d"
-                % (declaration.target, substituted.tag, substituted.tag))
-            declaration = dataclasses.replace(declaration, tag=substituted.tag)
-            return self._converge(declaration.target, subsystem, planner, warnings)
+        return self.converge([dataclasses.replace(declaration, subsystem=subsystem or declaration.subsystem)])[0]
 
     def converge_portal(self, iqn: str, address: PortalAddress, tag: int | None, state: str,
                         status: str | None = None, subsystem: str | None = None) -> Outcome:
-        def planner(found_subsystem: Subsystem, target: Target) -> Plan:
-            return plan_portal(found_subsystem, target, address, tag, state, status)
+        """``vds_portal``: one portal of one target, and its status."""
+        return self.converge([PortalDeclaration(iqn, address, tag, state, status, subsystem)])[0]
 
-        return self._converge(iqn, subsystem, planner, [])
+    def converge(self, declarations: t.Sequence[Declaration]) -> t.List[Outcome]:
+        """Read each subsystem once, plan every declaration and let the provider review it; in check mode stop
+        there. Otherwise execute the targets one after another, reading a subsystem again and planning on when
+        an object vanished (once per execution) or a capped provider handed back an existing group.
 
-    def _converge(self, iqn: str, subsystem_name: str | None, planner: Planner,
-                  warnings: t.List[str]) -> Outcome:
-        snapshot = self.read(subsystem_name)
-        subsystem, target = snapshot.locate_target(iqn, subsystem_name)
-        plan = planner(subsystem, target)
-        self.backend.review(subsystem, target, plan.steps)
-        before = membership_of(target)
-        if self.check_mode or not plan.steps:
-            return Outcome(iqn, plan, [step.as_dict() for step in plan.steps], before,
-                           apply_steps(before, plan.steps), self.stats, warnings, subsystem)
-        done_earlier: t.List[t.Dict[str, t.Any]] = []
-        base = before
+        On a failure, the error's ``steps_done`` lists every step that took effect, put-backs included."""
+        snapshot = self.read_for(declarations)
+        runs = [_Convergence(declaration, subsystem, target)
+                for declaration, (subsystem, target) in zip(declarations, locate(snapshot, declarations))]
+        for run in runs:
+            run.before = membership_of(run.target)
+            self._plan(run)
+        if self.check_mode or not any(run.plan.steps for run in runs):
+            return [self._outcome(run, run.plan.steps, planned=True) for run in runs]
+        history: t.List[StepView] = []
+        fresh: dict[str, Subsystem] = {}
+        outcomes = []
+        for run in runs:
+            if run.subsystem.name in fresh:  # read again since this plan was made: plan from what is there now
+                try:
+                    self._replan(run, fresh[run.subsystem.name])
+                except VdsError as error:
+                    raise self._failed(run, error, history)
+            self._execute(run, fresh, history)
+            history.extend(run.views)
+            outcomes.append(self._outcome(run, run.done, planned=False))
+        return outcomes
+
+    def _plan(self, run: _Convergence) -> None:
+        run.plan = run.declaration.plan(run.subsystem, run.target, self.assigns_tags)
+        # In check mode too, so that check mode predicts what the provider will refuse.
+        self.backend.review(run.subsystem, run.target, run.plan.steps)
+        run.base = membership_of(run.target)
+
+    def _replan(self, run: _Convergence, subsystem: Subsystem) -> None:
+        target = subsystem.target(run.target.iqn)
+        if target is None:
+            raise NotFoundError("%starget %s is gone from subsystem %s"
+                                % (run.prefix(), run.target.iqn, subsystem.name))
+        # A group this execution made belongs to the declared group it was made for.
+        created = [step.tag if target.group_by_tag(t.cast(int, step.tag)) is not None else None
+                   for step in run.done if step.action == CREATE_GROUP]
+        run.declaration = run.declaration.keeping(run.plan, created)
+        run.subsystem, run.target, run.done = subsystem, target, []
+        self._plan(run)
+
+    def _reread(self, run: _Convergence, fresh: dict[str, Subsystem]) -> None:
+        name = run.subsystem.name
+        fresh[name] = self.read(name).subsystems[0]
+        self._replan(run, fresh[name])
+
+    def _execute(self, run: _Convergence, fresh: dict[str, Subsystem], history: t.List[StepView]) -> None:
         while True:
             try:
-                done = self.executor.execute(subsystem, target, plan.steps)
-                break
+                run.took_effect(self.executor.execute(run.subsystem, run.target, run.plan.steps, run.displaced))
+                return
             except ObjectVanished as vanished:
-                done_earlier.extend(step.as_dict() for step in vanished.done)
+                run.took_effect(vanished.done)
                 if self.stats.rereads:
-                    raise self._failed(vanished.error.amend(
-                        "it vanished again after the state was read once more"), done_earlier)
+                    error = vanished.error.amend("it vanished again after the state was read once more")
+                    raise self._failed(run, error, history) from None
                 self.stats.rereads += 1
                 # Someone else changed the target under us: read it again and plan from what is there now.
                 try:
-                    snapshot = self.read(subsystem.name)
-                    subsystem, target = snapshot.locate_target(iqn, subsystem.name)
-                    plan = planner(subsystem, target)
-                    self.backend.review(subsystem, target, plan.steps)
+                    self._reread(run, fresh)
                 except VdsError as error:
-                    raise self._failed(error, done_earlier)
-                base = membership_of(target)
+                    raise self._failed(run, error, history) from None
+            except GroupSubstituted as substituted:
+                run.took_effect(substituted.done)
+                try:
+                    self._take_handed_back_group(run, substituted, fresh)
+                except VdsError as error:
+                    raise self._failed(run, error, history) from None
             except VdsError as error:
-                raise self._failed(error, done_earlier)
-        after = apply_steps(base, done)
-        if done:
-            plan = Plan(tuple(done), done[0].tag if plan.group_tag is None else plan.group_tag)
-        return Outcome(iqn, plan, done_earlier + [step.as_dict() for step in done], before, after,
-                       self.stats, warnings, subsystem)
+                # The executor put back what its moves took out; its steps_done are this attempt's.
+                raise self._failed(run, error, history)
 
-    def _failed(self, error: VdsError, done_earlier: t.List[t.Dict[str, t.Any]]) -> VdsError:
-        """Complete a failure's details: every step that did take effect, and the provider's trouble."""
-        error.details["steps_done"] = done_earlier + error.details.get("steps_done", [])
+    def _take_handed_back_group(self, run: _Convergence, substituted: GroupSubstituted,
+                                fresh: dict[str, Subsystem]) -> None:
+        """A capped provider answered CreatePortalGroup with an existing group: the declared group it was made
+        for takes that group, unless that would purge portals nobody declared there."""
+        iqn, tag = run.target.iqn, substituted.tag
+        capped = ("the provider allows no more portal groups on %s: CreatePortalGroup answered VDS_S_ALREADY_EXISTS"
+                  % iqn)
+        if run.substituted:
+            raise IdentityError("%s%s again and returned group %d" % (run.prefix(), capped, tag))
+        run.substituted = True
+        made = sum(1 for step in substituted.done if step.action == CREATE_GROUP)
+        run.declaration, what = run.declaration.taking(run.plan, made, tag)
+        run.warnings.append("%s and returned existing group %d, so %s was applied to group %d"
+                            % (capped, tag, what, tag))
+        self._reread(run, fresh)
+        arriving = {step.portal for step in run.plan.steps if step.action == ADD_PORTAL}
+        dropped = [str(step.portal) for step in run.plan.steps
+                   if step.action == REMOVE_PORTAL and step.tag == tag and step.portal not in arriving]
+        if dropped:
+            # Check mode could not have shown this: refuse rather than surprise.
+            raise IdentityError(
+                "%s%s and returned existing group %d, which holds %s. Purging it would remove portals that were "
+                "never declared for it, so nothing more was changed. Set tag: %d to manage that group, or delete "
+                "a group of the target first." % (run.prefix(), capped, tag, ", ".join(dropped), tag))
+
+    def _failed(self, run: _Convergence, error: VdsError, history: t.List[StepView]) -> VdsError:
+        """Complete a failure's details: every step that took effect, put-backs included, and the provider's
+        trouble. A failure outside the steps first puts back the portals moves took out."""
+        this_attempt = [run.declaration.step_view(step, run.subsystem.name)
+                        for step in error.details.get("steps_done", [])]
+        if run.displaced:
+            run.took_effect(self.executor.put_back(run.subsystem, run.target, run.displaced, error))
+        error.details["steps_done"] = history + run.views + this_attempt
         error.details["operations"] = self.stats.as_dict()
         return error
+
+    def _outcome(self, run: _Convergence, steps: t.Sequence[Step], planned: bool) -> Outcome:
+        if planned:
+            views = [run.declaration.step_view(step.as_dict(), run.subsystem.name) for step in steps]
+            return Outcome(run.target.iqn, run.plan, views, run.before, apply_steps(run.before, steps), self.stats,
+                           run.warnings, run.subsystem)
+        group_tag = run.plan.group_tag
+        if group_tag is None:
+            group_tag = next((step.tag for step in steps if step.action == CREATE_GROUP), None)
+        return Outcome(run.target.iqn, Plan(tuple(steps), group_tag), run.views, run.before,
+                       apply_steps(run.base, steps), self.stats, run.warnings, run.subsystem)
 
     def info(self, target: str | None = None, subsystem: str | None = None) -> t.List[dict[str, t.Any]]:
         snapshot = self.read(subsystem)
@@ -179,16 +279,24 @@ class Engine:
                 and (target is None or found.target(target) is not None)]
 
 
-def _refuse_purge_of_handed_back_group(target: Target, declaration: GroupDeclaration, plan: Plan, tag: int) -> None:
-    """A capped provider handed back an existing group: purging it would drop portals nobody declared there,
-    which check mode could not have shown. Refuse rather than surprise."""
-    dropped = [str(step.portal) for step in plan.steps if step.action == REMOVE_PORTAL and step.tag == tag]
-    if declaration.purge_portals and dropped:
-        raise IdentityError(
-            "the provider allows no more portal groups on %s: CreatePortalGroup answered VDS_S_ALREADY_EXISTS and "
-            "returned existing group %d, which holds %s. Purging it would remove portals that were never declared "
-            "for it, so nothing was changed. Set tag: %d to manage that group, or delete a group of the target first."
-            % (target.iqn, tag, ", ".join(dropped), tag))
+def locate(snapshot: Snapshot, declarations: t.Sequence[Declaration]) -> t.List[t.Tuple[Subsystem, Target]]:
+    """The subsystem and target of each declaration; a target declared twice is refused."""
+    found: t.List[t.Tuple[Subsystem, Target]] = []
+    seen: dict[tuple[str, str], str] = {}
+    for declaration in declarations:
+        try:
+            subsystem, target = snapshot.locate_target(declaration.target, declaration.subsystem)
+        except (NotFoundError, ValidationError) as error:
+            if not declaration.where:
+                raise
+            raise type(error)("%s: %s" % (declaration.where, error), **error.details) from None
+        key = (subsystem.name, target.iqn)
+        if key in seen:
+            raise ValidationError("%s and %s both declare target %s on subsystem %s: declare each target once"
+                                  % (seen[key], declaration.where, target.iqn, subsystem.name))
+        seen[key] = declaration.where
+        found.append((subsystem, target))
+    return found
 
 
 def describe_subsystem(subsystem: Subsystem, iqn: str | None = None) -> dict[str, t.Any]:

@@ -17,7 +17,7 @@ from ansible_collections.storage.vds.plugins.module_utils._vds.errors import (
     WaitTimeout,
     to_unsigned,
 )
-from ansible_collections.storage.vds.plugins.module_utils._vds.model import Subsystem, Target
+from ansible_collections.storage.vds.plugins.module_utils._vds.model import PortalAddress, Subsystem, Target
 from ansible_collections.storage.vds.plugins.module_utils._vds.plan import (
     ADD_PORTAL,
     CREATE_GROUP,
@@ -25,6 +25,7 @@ from ansible_collections.storage.vds.plugins.module_utils._vds.plan import (
     REMOVE_PORTAL,
     SET_STATUS,
     Step,
+    is_new_group,
 )
 from ansible_collections.storage.vds.plugins.module_utils._vds.wait import RetryPolicy, Sleep, Waiter
 
@@ -51,6 +52,11 @@ class Stats:
         return dataclasses.asdict(self)
 
 
+#: Portals a move took out of their group and has not put in their new one yet, in the order they left:
+#: portal -> the tag of the group it left.
+Displaced = t.Dict[PortalAddress, int]
+
+
 class ObjectVanished(Exception):
     """VDS_E_OBJECT_DELETED: the engine reads state again and re-plans once."""
 
@@ -69,9 +75,38 @@ class GroupSubstituted(Exception):
         self.done = done
 
 
+def _follow(step: Step, moving: t.AbstractSet[PortalAddress | None], displaced: Displaced) -> None:
+    """Keep ``displaced`` up to date after ``step`` took effect."""
+    if step.action == REMOVE_PORTAL and step.portal in moving:
+        displaced.setdefault(t.cast(PortalAddress, step.portal), t.cast(int, step.tag))
+    elif step.action == ADD_PORTAL:
+        displaced.pop(t.cast(PortalAddress, step.portal), None)
+
+
+def _took_effect(step: Step, error: VdsError) -> bool:
+    """A step that outlived wait_timeout may have taken effect all the same: the state read again tells."""
+    if not isinstance(error, WaitTimeout) or "now_in_group" not in error.details:
+        return False
+    now_in = error.details["now_in_group"]
+    return (step.action == ADD_PORTAL and now_in == step.tag) or (step.action == REMOVE_PORTAL and now_in is None)
+
+
+def _reason_to_leave(failing: Step | None, address: PortalAddress, error: VdsError) -> str | None:
+    """Why ``address`` must not be put back after ``failing`` outlived wait_timeout: the add was not
+    cancelled and may still complete, or the state read again shows the portal in a group."""
+    if failing is None or failing.portal != address or not isinstance(error, WaitTimeout):
+        return None
+    now_in = error.details.get("now_in_group")
+    if now_in is not None:
+        return "nothing was put back, since %s is in group %s" % (address, now_in)
+    if failing.action == ADD_PORTAL and not error.details.get("cancelled"):
+        return "nothing was put back: the add was not cancelled and may still complete"
+    return None
+
+
 def describe_step(step: Step, subsystem: Subsystem) -> str:
     """The message prefix naming a step the way an operator reads it."""
-    group = "group %s of %s" % (step.tag if step.tag is not None else "(new)", step.target)
+    group = "group %s of %s" % ("(new)" if is_new_group(step.tag) else step.tag, step.target)
     if step.action == ADD_PORTAL:
         return "AddPortal %s -> %s" % (step.portal, group)
     if step.action == REMOVE_PORTAL:
@@ -94,38 +129,61 @@ class Executor:
         self.sleep = sleep
         self.stats = stats if stats is not None else Stats()
 
-    def execute(self, subsystem: Subsystem, target: Target, steps: t.Sequence[Step]) -> t.List[Step]:
-        """Run ``steps``; return them with real tags. On failure the error's details list what was done."""
-        group_ids = {group.tag: group.id for group in target.groups}
+    def execute(self, subsystem: Subsystem, target: Target, steps: t.Sequence[Step],
+                displaced: Displaced | None = None) -> t.List[Step]:
+        """Run ``steps``; return them with real tags.
+
+        ``displaced`` follows the moves as they run: the remove of a portal the steps add again enters
+        it, the add takes it out. When a step fails, every portal still displaced is put back where it
+        was, newest first, and the error's ``steps_done`` lists every step that took effect, put-backs
+        included. A vanished object or a group handed back leaves them displaced: the engine reads the
+        state again and plans on from there.
+        """
+        displaced = {} if displaced is None else displaced
+        moving = {step.portal for step in steps if step.action == ADD_PORTAL}
+        group_ids: dict[int | None, str] = {group.tag: group.id for group in target.groups}
+        created: dict[int | None, int] = {}
         done: t.List[Step] = []
-        new_tag: int | None = None
         for step in steps:
-            if step.tag is None and step.action not in (CREATE_GROUP, SET_STATUS):
-                step = step.with_tag(t.cast(int, new_tag))
+            if is_new_group(step.tag) and step.action not in (CREATE_GROUP, SET_STATUS):
+                step = step.with_tag(created[step.tag])
             try:
                 if step.action == CREATE_GROUP:
-                    result = self._run(step, subsystem, lambda: self.backend.create_group(target.id, step.tag))
-                    if result.group_tag is None or result.group_id is None:
-                        raise VdsError("%s: the provider returned no group" % describe_step(step, subsystem))
-                    if to_unsigned(result.operation_hresult) == VDS_S_ALREADY_EXISTS:
-                        raise GroupSubstituted(result.group_tag, done)
-                    new_tag = result.group_tag
-                    group_ids[new_tag] = result.group_id
-                    step = step.with_tag(new_tag)
+                    step = self._create(step, subsystem, target, group_ids, created, done)
                 else:
                     self._run_on_ids(step, subsystem, group_ids)
             except VdsError as error:
-                error.details.setdefault("steps_done", [s.as_dict() for s in done])
-                if step.action == ADD_PORTAL and step.from_tag is not None:
-                    self._put_back(step, subsystem, group_ids, error)
+                if _took_effect(step, error):
+                    done.append(step)
+                    _follow(step, moving, displaced)
+                done.extend(self._put_back(subsystem, step.target, group_ids, displaced, error, step))
+                error.details["steps_done"] = [s.as_dict() for s in done]
                 raise
             except ObjectVanished as vanished:
-                if step.action == ADD_PORTAL and step.from_tag is not None:
-                    self._put_back(step, subsystem, group_ids, vanished.error)
                 vanished.done = done
                 raise
             done.append(step)
+            _follow(step, moving, displaced)
         return done
+
+    def _create(self, step: Step, subsystem: Subsystem, target: Target, group_ids: dict[int | None, str],
+                created: dict[int | None, int], done: t.List[Step]) -> Step:
+        """CreatePortalGroup; the new group's tag is what later steps naming this group use."""
+        asked = None if is_new_group(step.tag) else step.tag
+        result = self._run(step, subsystem, lambda: self.backend.create_group(target.id, asked))
+        if result.group_tag is None or result.group_id is None:
+            raise VdsError("%s: the provider returned no group" % describe_step(step, subsystem))
+        if to_unsigned(result.operation_hresult) == VDS_S_ALREADY_EXISTS:
+            raise GroupSubstituted(result.group_tag, done)
+        created[step.tag] = created[None] = result.group_tag
+        group_ids[result.group_tag] = result.group_id
+        return step.with_tag(result.group_tag)
+
+    def put_back(self, subsystem: Subsystem, target: Target, displaced: Displaced, error: VdsError) -> t.List[Step]:
+        """After a failure outside the steps (planning again, a second vanished object): put every displaced
+        portal back in the group it left, newest first; return the adds that took effect."""
+        group_ids: dict[int | None, str] = {group.tag: group.id for group in target.groups}
+        return self._put_back(subsystem, target.iqn, group_ids, displaced, error)
 
     def _run_on_ids(self, step: Step, subsystem: Subsystem, group_ids: dict[int | None, str]) -> None:
         portal_id = self._portal_id(subsystem, step)
@@ -197,29 +255,35 @@ class Executor:
             raise failure.with_action("%s: recovering the provider cache (Reenumerate, Refresh)%s" % (
                 action, " of subsystem %s" % subsystem if subsystem else ""))
 
-    def _put_back(self, step: Step, subsystem: Subsystem, group_ids: dict[int | None, str],
-                  error: VdsError) -> None:
-        """A move failed half-way: the portal left ``from_tag``; return it there."""
-        if isinstance(error, WaitTimeout):
-            if not error.details.get("cancelled"):
-                error.amend("nothing was put back: the add was not cancelled and may still complete")
-                return
-            now_in = error.details.get("now_in_group")
-            if now_in is not None:  # the add finished before the cancel, or someone else placed the portal
-                error.amend("nothing was put back, since %s is in group %s" % (step.portal, now_in))
-                return
-        back = Step(ADD_PORTAL, step.target, step.from_tag, step.portal)
-        portal_id = self._portal_id(subsystem, step)
-        try:
-            self.call(describe_step(back, subsystem), subsystem,
-                      lambda: self.backend.add_portal(group_ids[back.tag], portal_id))
-        except (VdsError, ObjectVanished) as failure:
-            error.amend("putting %s back in group %s failed too (%s): it is now in no group of %s"
-                        % (step.portal, step.from_tag, failure, step.target))
-            return
-        self.stats.rollbacks += 1
-        error.details.setdefault("steps_done", []).append(dict(back.as_dict(), rollback=True))
-        error.amend("%s was put back in group %s, where it was before" % (step.portal, step.from_tag))
+    def _put_back(self, subsystem: Subsystem, iqn: str, group_ids: dict[int | None, str], displaced: Displaced,
+                  error: VdsError, failing: Step | None = None) -> t.List[Step]:
+        """Return each displaced portal to the group it left, newest first; the error's message tells what
+        became of each, and names every portal left in no group with the group it came from."""
+        put_back: t.List[Step] = []
+        stranded: t.List[str] = []
+        for address, from_tag in reversed(list(displaced.items())):
+            reason = _reason_to_leave(failing, address, error)
+            if reason is not None:
+                error.amend(reason)
+                continue
+            back = Step(ADD_PORTAL, iqn, from_tag, address, rollback=True)
+            try:
+                group_id = group_ids.get(from_tag)
+                if group_id is None:
+                    raise VdsError("group %d is gone" % from_tag)
+                self.call(describe_step(back, subsystem), subsystem,
+                          lambda: self.backend.add_portal(group_id, self._portal_id(subsystem, back)))
+            except (VdsError, ObjectVanished) as failure:
+                error.amend("putting %s back in group %d failed too (%s)" % (address, from_tag, failure))
+                stranded.append("%s (it was in group %d)" % (address, from_tag))
+                continue
+            self.stats.rollbacks += 1
+            put_back.append(back)
+            error.amend("%s was put back in group %d, where it was before" % (address, from_tag))
+        if stranded:
+            error.amend("now in no group of %s: %s" % (iqn, ", ".join(stranded)))
+        displaced.clear()  # each one is back, or named in the message
+        return put_back
 
     def _state_after_timeout(self, step: Step, subsystem: Subsystem, timeout: WaitTimeout) -> str:
         """After a timeout, read the target again and say whether the step took effect."""

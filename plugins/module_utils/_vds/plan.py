@@ -35,27 +35,80 @@ SET_STATUS = "set_status"
 Membership = t.Dict[t.Optional[int], t.FrozenSet[PortalAddress]]
 
 
+def is_new_group(tag: int | None) -> bool:
+    """Whether ``tag`` names a group the plan has yet to create: None is the group of the latest
+    create_group step, -1, -2, ... the first, second, ... group the plan creates."""
+    return tag is None or tag < 0
+
+
 @dataclasses.dataclass(frozen=True)
 class Step:
     action: str
     target: str
-    tag: int | None = None            # None: the group made by the preceding create_group
+    tag: int | None = None            # None or negative: a group the plan creates (see is_new_group)
     portal: PortalAddress | None = None
     from_tag: int | None = None       # set on the add half of a move
     status: str | None = None         # set_status only
+    rollback: bool = False            # an add that put a moved portal back where it was
 
     def with_tag(self, tag: int) -> "Step":
         return dataclasses.replace(self, tag=tag)
 
     def as_dict(self) -> dict[str, t.Any]:
-        result: dict[str, t.Any] = {"action": self.action, "target": self.target, "tag": self.tag}
+        tag = None if is_new_group(self.tag) else self.tag
+        result: dict[str, t.Any] = {"action": self.action, "target": self.target, "tag": tag}
+        if self.tag is not None and self.tag < 0:
+            result["new_group"] = -self.tag  # which of the groups the plan creates, in the order created
         if self.portal is not None:
             result["portal"] = str(self.portal)
         if self.from_tag is not None:
             result["from_tag"] = self.from_tag
         if self.status is not None:
             result["status"] = self.status
+        if self.rollback:
+            result["rollback"] = True
         return result
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    steps: t.Tuple[Step, ...]
+    group_tag: int | None = None      # the group a one-group declaration maps to (None: to be created / none)
+    #: For each create_group step, in order, the position of the declared group it makes.
+    created: t.Tuple[int, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.steps)
+
+
+StepView = t.Dict[str, t.Any]
+
+
+class Declaration(t.Protocol):
+    """What a module declares for one target: the engine reads, plans through it, executes and re-plans.
+
+    Every method is pure. ``where`` names the declaration in messages (empty for a module that declares
+    one target).
+    """
+
+    target: str
+    subsystem: str | None
+    where: str
+
+    def plan(self, subsystem: Subsystem, target: Target, assigns_tags: bool) -> Plan:
+        """The steps that bring ``target`` to the declaration (raises a VdsError for what cannot be done)."""
+
+    def step_view(self, step: StepView, subsystem: str) -> StepView:
+        """A step as the module returns it."""
+
+    def keeping(self, plan: Plan, created: t.Sequence[int | None]) -> "Declaration":
+        """The declaration planned again after ``plan`` made the groups ``created`` (one tag per create step
+        that took effect, None for a group that is gone again): each group made stays with what it was made for."""
+
+    def taking(self, plan: Plan, made: int, tag: int) -> t.Tuple["Declaration", str]:
+        """A capped provider answered the create of ``plan.created[made]`` with existing group ``tag``: the
+        declaration that takes that group, and how messages name what took it."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,16 +120,46 @@ class GroupDeclaration:
     tag: int | None = None
     purge_portals: bool = False
     state: str = "present"
+    subsystem: str | None = None
+    where: str = ""
+
+    def plan(self, subsystem: Subsystem, target: Target, assigns_tags: bool) -> Plan:
+        return plan_group(subsystem, target, self, assigns_tags)
+
+    def step_view(self, step: StepView, subsystem: str) -> StepView:
+        return step
+
+    def keeping(self, plan: Plan, created: t.Sequence[int | None]) -> "GroupDeclaration":
+        made = next((tag for tag in created if tag is not None), None)
+        return self if made is None else dataclasses.replace(self, tag=made)
+
+    def taking(self, plan: Plan, made: int, tag: int) -> t.Tuple["GroupDeclaration", str]:
+        return dataclasses.replace(self, tag=tag), "the declaration"
 
 
 @dataclasses.dataclass(frozen=True)
-class Plan:
-    steps: t.Tuple[Step, ...]
-    group_tag: int | None             # the group the declaration maps to (None: to be created / none)
+class PortalDeclaration:
+    """What ``vds_portal`` declares: one portal in (or out of) a group of one target, and its status."""
 
-    @property
-    def changed(self) -> bool:
-        return bool(self.steps)
+    target: str
+    portal: PortalAddress
+    tag: int | None = None
+    state: str = "present"
+    status: str | None = None
+    subsystem: str | None = None
+    where: str = ""
+
+    def plan(self, subsystem: Subsystem, target: Target, assigns_tags: bool) -> Plan:
+        return plan_portal(subsystem, target, self.portal, self.tag, self.state, self.status)
+
+    def step_view(self, step: StepView, subsystem: str) -> StepView:
+        return step
+
+    def keeping(self, plan: Plan, created: t.Sequence[int | None]) -> "PortalDeclaration":
+        return self  # it never creates a group
+
+    def taking(self, plan: Plan, made: int, tag: int) -> t.Tuple["PortalDeclaration", str]:
+        raise InvariantViolation("vds_portal never creates a group")
 
 
 def lowest_free_tag(tags: t.Iterable[int | None]) -> int:
@@ -100,7 +183,7 @@ def find_group_by_membership(target: Target, portals: t.Iterable[PortalAddress])
     return best[1] if best else None
 
 
-def _missing_tag_error(target: Target, tag: int) -> IdentityError:
+def missing_tag_error(target: Target, tag: int) -> IdentityError:
     existing = ", ".join(str(group.tag) for group in target.groups) or "none"
     return IdentityError(
         "portal group with tag %d does not exist on target %s, and this provider assigns tags itself "
@@ -142,12 +225,14 @@ def plan_group(subsystem: Subsystem, target: Target, declaration: GroupDeclarati
     steps: t.List[Step] = []
     if group is None:
         if declaration.tag is not None and assigns_tags:
-            raise _missing_tag_error(target, declaration.tag)
+            raise missing_tag_error(target, declaration.tag)
         new_tag = None if assigns_tags else (declaration.tag or lowest_free_tag(g.tag for g in target.groups))
         steps.append(Step(CREATE_GROUP, target.iqn, new_tag))
         current: t.FrozenSet[PortalAddress] = frozenset()
         tag = new_tag
+        created: t.Tuple[int, ...] = (0,)
     else:
+        created = ()
         current = group.portals
 
     wanted = set(declaration.portals)
@@ -156,7 +241,7 @@ def plan_group(subsystem: Subsystem, target: Target, declaration: GroupDeclarati
         steps.extend(Step(REMOVE_PORTAL, target.iqn, tag, address) for address in sorted(current - wanted))
     for address in sorted(wanted - current):
         steps.extend(_moves_into(target, tag, address))
-    return Plan(tuple(steps), tag)
+    return Plan(tuple(steps), tag, created)
 
 
 def plan_portal(subsystem: Subsystem, target: Target, address: PortalAddress, tag: int | None, state: str,

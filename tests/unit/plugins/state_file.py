@@ -9,11 +9,7 @@ import json
 import pathlib
 import typing as t
 
-#: Simulator call counters of operations that change something.
-MUTATING = ("AddPortal", "RemovePortal", "CreatePortalGroup", "DeletePortalGroup", "SetStatus")
-
-#: The target the fixtures of the module tests name first.
-FIRST_TARGET = "iqn.1991-05.com.microsoft:array-a-t1"
+from ansible_collections.storage.vds.tests.unit.plugins.constants import IQN1, MUTATING
 
 
 class StateFile:
@@ -50,7 +46,7 @@ class StateFile:
     def mutating_calls(self) -> dict[str, int]:
         return {name: count for name, count in self.calls().items() if name in MUTATING}
 
-    def groups(self, iqn: str = FIRST_TARGET) -> dict[int, list[str]]:
+    def groups(self, iqn: str = IQN1) -> dict[int, list[str]]:
         for subsystem in self.data()["subsystems"]:
             for target in subsystem.get("targets", []):
                 if target["iqn"] == iqn:

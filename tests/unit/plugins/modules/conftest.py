@@ -12,10 +12,9 @@ import typing as t
 
 import pytest
 
+from ansible_collections.storage.vds.tests.unit.plugins.constants import IQN1, IQN2
 from ansible_collections.storage.vds.tests.unit.plugins.state_file import StateFile
 
-IQN1 = "iqn.1991-05.com.microsoft:array-a-t1"
-IQN2 = "iqn.1991-05.com.microsoft:array-a-t2"
 
 #: The simulated array the module tests start from (the documented state format, version 1).
 STATE: dict[str, t.Any] = {

@@ -8,9 +8,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.storage.vds.plugins.modules import vds_portal
-
-IQN1 = "iqn.1991-05.com.microsoft:array-a-t1"
-IQN2 = "iqn.1991-05.com.microsoft:array-a-t2"
+from ansible_collections.storage.vds.tests.unit.plugins.constants import IQN1, IQN2
 
 
 def portal_args(simulator_args, **options):
@@ -144,3 +142,11 @@ def test_lio_without_rtslib_fails_with_the_missing_library(run_module, monkeypat
 def test_simulator_needs_its_state_file(run_module):
     run = run_module(vds_portal, {"backend": "simulator", "target": IQN1, "portal": "10.0.0.1", "tag": 1})
     assert run.failed and "simulator_state" in run.result["msg"]
+
+
+@pytest.mark.parametrize("check_mode", [True, False])
+def test_a_diff_only_in_diff_mode(run_module, simulator_args, check_mode):
+    args = portal_args(simulator_args, portal="10.0.0.4", tag=1, status="offline")
+    assert "diff" not in run_module(vds_portal, args, check_mode=check_mode).result
+    shown = run_module(vds_portal, args, check_mode=check_mode, diff=True).result["diff"]
+    assert shown["after"]["portal_status"] == "offline"

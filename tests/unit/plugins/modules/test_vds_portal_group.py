@@ -8,8 +8,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.storage.vds.plugins.modules import vds_portal_group
-
-IQN1 = "iqn.1991-05.com.microsoft:array-a-t1"
+from ansible_collections.storage.vds.tests.unit.plugins.constants import IQN1
 
 
 def warning_texts(result):
@@ -232,3 +231,10 @@ def test_argument_spec_rejects_wrong_options(run_module, state_file, simulator_a
     run = run_module(vds_portal_group, group_args(simulator_args, **options))
     assert run.failed and fragment in run.result["msg"]
     assert state_file.raw() == before
+
+
+@pytest.mark.parametrize("check_mode", [True, False])
+def test_a_diff_only_in_diff_mode(run_module, simulator_args, check_mode):
+    args = group_args(simulator_args, tag=1, portals=["10.0.0.4"])
+    assert "diff" not in run_module(vds_portal_group, args, check_mode=check_mode).result
+    assert "diff" in run_module(vds_portal_group, args, check_mode=check_mode, diff=True).result

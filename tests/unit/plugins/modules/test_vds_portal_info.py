@@ -8,9 +8,8 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.storage.vds.plugins.modules import vds_portal_info
+from ansible_collections.storage.vds.tests.unit.plugins.constants import IQN1, IQN2
 
-IQN1 = "iqn.1991-05.com.microsoft:array-a-t1"
-IQN2 = "iqn.1991-05.com.microsoft:array-a-t2"
 
 EXPECTED = [{
     "name": "array-a",

@@ -43,9 +43,8 @@ from ansible_collections.storage.vds.plugins.module_utils._vds.model import (
     Target,
 )
 from ansible_collections.storage.vds.plugins.module_utils._vds.wait import RetryPolicy
+from ansible_collections.storage.vds.tests.unit.plugins.constants import IQN1, IQN2, MUTATING
 
-IQN1 = "iqn.1991-05.com.microsoft:array-a-t1"
-IQN2 = "iqn.1991-05.com.microsoft:array-a-t2"
 
 #: The provider most engine tests start from (the simulator's state format, version 1).
 DEFAULT_STATE: dict[str, t.Any] = {
@@ -67,8 +66,6 @@ DEFAULT_STATE: dict[str, t.Any] = {
         ],
     }],
 }
-
-MUTATING = ("AddPortal", "RemovePortal", "CreatePortalGroup", "DeletePortalGroup", "SetStatus")
 
 
 class FakeClock:

@@ -18,9 +18,8 @@ from ansible_collections.storage.vds.plugins.module_utils._vds.errors import (
 )
 from ansible_collections.storage.vds.plugins.module_utils._vds.model import PortalAddress
 from ansible_collections.storage.vds.plugins.module_utils._vds.plan import GroupDeclaration
+from ansible_collections.storage.vds.tests.unit.plugins.constants import IQN1, IQN2
 
-IQN1 = "iqn.1991-05.com.microsoft:array-a-t1"
-IQN2 = "iqn.1991-05.com.microsoft:array-a-t2"
 DELETED = errors.VDS_E_OBJECT_DELETED
 
 
@@ -247,6 +246,32 @@ def test_replan_finding_nothing_left_to_do_reports_the_steps_done_before(backend
     assert outcome.changed
     assert [step["portal"] for step in outcome.steps] == ["10.0.0.4:3260"]
     assert outcome.stats.rereads == 1
+
+
+def test_a_group_made_before_an_object_vanished_is_kept_for_its_declaration(backend, behaviour, make_engine):
+    # the group made for 10.0.0.5 is still empty when the add vanishes: planning again must take that
+    # group by its tag instead of finding no group holding the portals and making a second one
+    backend.script("AddPortal", behaviour(call=DELETED))
+    outcome = make_engine(backend).converge_group(declare("10.0.0.5", "10.0.0.6"))
+    assert outcome.stats.rereads == 1
+    assert backend.membership() == {1: ["10.0.0.1:3260", "10.0.0.2:3260"], 2: ["10.0.0.3:3260"],
+                                    3: ["10.0.0.5:3260", "10.0.0.6:3260"]}
+    assert [(step["action"], step["tag"]) for step in outcome.steps] == [
+        ("create_group", 3), ("add_portal", 3), ("add_portal", 3)]
+    assert outcome.plan.group_tag == 3
+
+
+def test_a_purge_of_a_handed_back_group_is_refused(make_backend, make_engine, default_state):
+    default_state["subsystems"][0]["max_groups_per_target"] = 2
+    backend = make_backend(default_state)
+    with pytest.raises(IdentityError) as raised:
+        make_engine(backend).converge_group(declare("10.0.0.5", purge_portals=True))
+    assert str(raised.value) == (
+        "the provider allows no more portal groups on %s: CreatePortalGroup answered VDS_S_ALREADY_EXISTS and "
+        "returned existing group 1, which holds 10.0.0.1:3260, 10.0.0.2:3260. Purging it would remove portals that "
+        "were never declared for it, so nothing more was changed. Set tag: 1 to manage that group, or delete a "
+        "group of the target first." % IQN1)
+    assert backend.membership() == {1: ["10.0.0.1:3260", "10.0.0.2:3260"], 2: ["10.0.0.3:3260"]}
 
 
 def test_object_deleted_twice_fails(backend, make_engine):

@@ -33,8 +33,8 @@ from ansible_collections.storage.vds.plugins.module_utils._vds.plan import (
     Step,
 )
 from ansible_collections.storage.vds.plugins.module_utils._vds.wait import RetryPolicy, Waiter
+from ansible_collections.storage.vds.tests.unit.plugins.constants import IQN1
 
-IQN1 = "iqn.1991-05.com.microsoft:array-a-t1"
 BUSY = errors.VDS_E_ANOTHER_CALL_IN_PROGRESS
 CORRUPT = errors.VDS_E_PROVIDER_CACHE_CORRUPT
 DELETED = errors.VDS_E_OBJECT_DELETED
@@ -328,23 +328,58 @@ def test_move_whose_put_back_fails_too_says_the_portal_is_in_no_group(backend, c
     executor, error = run_failing(backend, clock, move_steps(), HResultError)
     message = str(error)
     assert message.startswith("AddPortal 10.0.0.1:3260 -> group 2 of %s: %s" % (IQN1, errors.describe(denied)))
-    assert ("; putting 10.0.0.1:3260 back in group 1 failed too (AddPortal 10.0.0.1:3260 -> group 1 of %s: %s): "
-            "it is now in no group of %s" % (IQN1, errors.describe(failure), IQN1)) in message
+    assert message.endswith("; putting 10.0.0.1:3260 back in group 1 failed too (AddPortal 10.0.0.1:3260 -> group 1 of "
+                            "%s: %s); now in no group of %s: 10.0.0.1:3260 (it was in group 1)"
+                            % (IQN1, errors.describe(failure), IQN1))
     assert executor.stats.rollbacks == 0
     assert backend.membership() == {1: ["10.0.0.2:3260"], 2: ["10.0.0.3:3260"]}
 
 
-def test_move_whose_add_finds_the_group_deleted_puts_back_and_signals(backend, clock):
+def test_move_whose_add_finds_the_group_deleted_leaves_the_portal_to_the_engine(backend, clock):
+    # the engine reads the state again and plans on: the portal's move is still to be made, or put back
     backend.fault("AddPortal", DELETED)
     snapshot = backend.snapshot()
     subsystem, target = snapshot.locate_target(IQN1)
     executor = executor_for(backend, clock)
+    displaced: dict = {}
     with pytest.raises(ObjectVanished) as raised:
-        executor.execute(subsystem, target, move_steps())
-    assert executor.stats.rollbacks == 1
-    assert "was put back in group 1" in str(raised.value.error)
+        executor.execute(subsystem, target, move_steps(), displaced)
+    assert executor.stats.rollbacks == 0
+    assert displaced == {a("10.0.0.1"): 1}
     assert [step.action for step in raised.value.done] == [REMOVE_PORTAL]
-    assert backend.membership()[1] == ["10.0.0.1:3260", "10.0.0.2:3260"]
+    assert backend.membership()[1] == ["10.0.0.2:3260"]
+
+
+def test_put_back_after_a_failure_outside_the_steps(backend, clock):
+    snapshot = backend.snapshot()
+    subsystem, target = snapshot.locate_target(IQN1)
+    backend.move_now(IQN1, "10.0.0.1", None)
+    backend.move_now(IQN1, "10.0.0.3", None)
+    executor = executor_for(backend, clock)
+    error = VdsError("planning again failed")
+    displaced = {a("10.0.0.3"): 2, a("10.0.0.1"): 1}
+    put_back = executor.put_back(subsystem, target, displaced, error)
+    # newest first, each one listed as it took effect
+    assert [step.as_dict() for step in put_back] == [dict(add("10.0.0.1", 1).as_dict(), rollback=True),
+                                                     dict(add("10.0.0.3", 2).as_dict(), rollback=True)]
+    assert str(error) == ("planning again failed; 10.0.0.1:3260 was put back in group 1, where it was before; "
+                          "10.0.0.3:3260 was put back in group 2, where it was before")
+    assert displaced == {} and executor.stats.rollbacks == 2
+    assert backend.membership() == {1: ["10.0.0.1:3260", "10.0.0.2:3260"], 2: ["10.0.0.3:3260"]}
+
+
+def test_every_portal_a_failed_put_back_leaves_in_no_group_is_named(backend, clock):
+    snapshot = backend.snapshot()
+    subsystem, target = snapshot.locate_target(IQN1)
+    backend.move_now(IQN1, "10.0.0.1", None)
+    backend.move_now(IQN1, "10.0.0.3", None)
+    backend.fault("AddPortal", errors.BY_NAME["VDS_E_PROVIDER_FAILURE"].value, times=2)
+    error = VdsError("planning again failed")
+    executor = executor_for(backend, clock)
+    assert executor.put_back(subsystem, target, {a("10.0.0.3"): 2, a("10.0.0.1"): 1}, error) == []
+    assert str(error).endswith("; now in no group of %s: 10.0.0.1:3260 (it was in group 1), 10.0.0.3:3260 (it was "
+                               "in group 2)" % IQN1)
+    assert executor.stats.rollbacks == 0
 
 
 def test_failure_of_a_plain_add_puts_nothing_back(backend, clock):
@@ -367,7 +402,8 @@ def test_timeout_reports_cancel_and_the_state_read_again(backend, behaviour, clo
                           "state read again: 10.0.0.4:3260 is %s of %s" % (IQN1, where, IQN1))
     assert backend.cancels == ["AddPortal"]
     assert executor.stats.rereads == 1
-    assert error.details["steps_done"] == []
+    # an add the state read again shows done took effect, and is listed so
+    assert error.details["steps_done"] == ([] if effect is None else [add("10.0.0.4", 1).as_dict()])
     assert error.details["cancel_result"] == "VDS_E_NOT_SUPPORTED"
 
 

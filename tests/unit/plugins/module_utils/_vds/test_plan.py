@@ -43,8 +43,8 @@ from ansible_collections.storage.vds.plugins.module_utils._vds.plan import (
     plan_group,
     plan_portal,
 )
+from ansible_collections.storage.vds.tests.unit.plugins.constants import IQN1 as IQN
 
-IQN = "iqn.1991-05.com.microsoft:array-a-t1"
 
 POOL = ("10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5", "10.0.0.6", "10.0.0.1:3261",
         "[fd00::1]", "[fd00::2]", "[fd00::1]:3261", "[2001:db8::a]")

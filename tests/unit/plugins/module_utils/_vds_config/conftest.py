@@ -16,10 +16,8 @@ from ansible_collections.storage.vds.plugins.module_utils._backends.simulator im
 from ansible_collections.storage.vds.plugins.module_utils._vds.engine import Engine
 from ansible_collections.storage.vds.plugins.module_utils._vds.wait import RetryPolicy
 from ansible_collections.storage.vds.tests.unit.plugins.state_file import StateFile
+from ansible_collections.storage.vds.tests.unit.plugins.constants import IQN1, IQN2, IQN3
 
-IQN1 = "iqn.1991-05.com.microsoft:array-a-t1"
-IQN2 = "iqn.1991-05.com.microsoft:array-a-t2"
-IQN3 = "iqn.1991-05.com.microsoft:array-b-t3"
 
 PORTALS = ("10.0.0.1:3260", "10.0.0.2:3260", "10.0.0.3:3260", "10.0.0.4:3260", "10.0.0.5:3260",
            "10.0.0.6:3260", "[fd00::1]:3260", "[fd00::2]:3260")

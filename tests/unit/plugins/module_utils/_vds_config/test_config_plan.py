@@ -26,11 +26,12 @@ from ansible_collections.storage.vds.plugins.module_utils._vds.plan import (
     CREATE_GROUP,
     Membership,
     Step,
-    _missing_tag_error,
     apply_step,
+    is_new_group,
+    missing_tag_error,
 )
+from ansible_collections.storage.vds.tests.unit.plugins.constants import IQN1 as IQN
 
-IQN = "iqn.1991-05.com.microsoft:array-a-t1"
 POOL = ("10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5", "10.0.0.6", "[fd00::1]", "[fd00::2]")
 START = {1: [".1", ".2"], 2: [".3"]}
 
@@ -67,15 +68,17 @@ def plan(state: str, current: t.Mapping[int, t.Sequence[str]], *groups: config.G
 
 def notation(steps: t.Iterable[Step]) -> list[str]:
     """``-.2@1`` removes 10.0.0.2 from group 1, ``+.3@1<2`` adds it to 1 from 2, ``+.5@new`` adds it to
-    the group just created, ``create``/``create 5``, ``delete 2``."""
+    the first group the plan creates (``new2``: the second), ``create``/``create 5``, ``delete 2``."""
     written = []
     for step in steps:
         if step.action == CREATE_GROUP:
-            written.append("create" if step.tag is None else "create %d" % step.tag)
+            written.append("create" if is_new_group(step.tag) else "create %d" % step.tag)
         elif step.action == "delete_group":
             written.append("delete %d" % step.tag)
         else:
-            where = "new" if step.tag is None else str(step.tag)
+            where = str(step.tag)
+            if is_new_group(step.tag):
+                where = "new" if step.tag in (None, -1) else "new%d" % -t.cast(int, step.tag)
             sign = "+" if step.action == "add_portal" else "-"
             came = "<%d" % step.from_tag if step.from_tag is not None else ""
             written.append("%s%s@%s%s" % (sign, short(t.cast(PortalAddress, step.portal)), where, came))
@@ -113,10 +116,10 @@ CASES = [
     ("merged with purge_portals true purges that group", "merged", START, [group(1, ".4", purge=True)],
      ["-.1@1", "-.2@1", "+.4@1"], {1: [".4"], 2: [".3"]}),
     ("a group is claimed once: the second goes to a new group", "merged", START,
-     [group(None, ".1"), group(None, ".2")], ["-.2@1", "create", "+.2@new<1"],
+     [group(None, ".1"), group(None, ".2")], ["create", "-.2@1", "+.2@new<1"],
      {1: [".1"], 2: [".3"], "new1": [".2"]}),
     ("tags are matched before membership", "merged", START, [group(None, ".1"), group(1, ".4")],
-     ["-.1@1", "create", "+.1@new<1", "+.4@1"], {1: [".2", ".4"], 2: [".3"], "new1": [".1"]}),
+     ["create", "-.1@1", "+.1@new<1", "+.4@1"], {1: [".2", ".4"], 2: [".3"], "new1": [".1"]}),
     ("a tie goes to the lowest tag", "merged", {1: [".1"], 2: [".2"]}, [group(None, ".2", ".1")],
      ["-.2@2", "+.2@1<2"], {1: [".1", ".2"], 2: []}),
     ("nothing to do", "merged", START, [group(1, ".2"), group(None, ".3")], [], {1: [".1", ".2"], 2: [".3"]}),
@@ -125,8 +128,8 @@ CASES = [
      {1: [".1", ".4"], 2: [".3"]}),
     ("replaced with purge_portals false adds", "replaced", START, [group(1, ".4", purge=False)], ["+.4@1"],
      {1: [".1", ".2", ".4"], 2: [".3"]}),
-    ("replaced swaps portals between groups: every remove first", "replaced", START,
-     [group(1, ".3"), group(2, ".1", ".2")], ["-.1@1", "-.2@1", "-.3@2", "+.3@1<2", "+.1@2<1", "+.2@2<1"],
+    ("replaced swaps portals between groups: each add right after its remove", "replaced", START,
+     [group(1, ".3"), group(2, ".1", ".2")], ["-.1@1", "+.1@2<1", "-.2@1", "+.2@2<1", "-.3@2", "+.3@1<2"],
      {1: [".3"], 2: [".1", ".2"]}),
     ("replaced leaves an emptied undeclared group in place", "replaced", START, [group(1, ".1", ".2", ".3")],
      ["-.3@2", "+.3@1<2"], {1: [".1", ".2", ".3"], 2: []}),
@@ -135,14 +138,16 @@ CASES = [
      ["-.2@1", "-.3@2", "delete 2"], {1: [".1"]}),
     ("overridden with no groups deletes them all", "overridden", START, [],
      ["-.1@1", "-.2@1", "-.3@2", "delete 1", "delete 2"], {}),
-    ("overridden: create and its adds, then adds to existing groups, then deletes", "overridden", START,
+    ("overridden: portals leaving first, then the create, the adds, the deletes", "overridden", START,
      [group(None, ".3", ".4"), group(None, ".5")],
-     ["-.1@1", "-.2@1", "create", "+.5@new", "+.4@2", "delete 1"], {2: [".3", ".4"], "new1": [".5"]}),
+     ["-.1@1", "-.2@1", "create", "+.4@2", "+.5@new", "delete 1"], {2: [".3", ".4"], "new1": [".5"]}),
+    ("a move into a new group leaves its old group once the new group exists", "merged", {1: [".1", ".3"]},
+     [group(1, ".1"), group(None, ".3")], ["create", "-.3@1", "+.3@new<1"], {1: [".1"], "new1": [".3"]}),
     ("overridden keeps extra members of a group with purge_portals false", "overridden", START,
      [group(1, ".4", purge=False)], ["-.3@2", "+.4@1", "delete 2"], {1: [".1", ".2", ".4"]}),
-    ("two new groups, each add right after its create", "overridden", {},
+    ("two new groups: both created first", "overridden", {},
      [group(None, ".1", ".2"), group(None, "[fd00::1]")],
-     ["create", "+.1@new", "+.2@new", "create", "+[fd00::1]:3260@new"],
+     ["create", "create", "+.1@new", "+.2@new", "+[fd00::1]:3260@new2"],
      {"new1": [".1", ".2"], "new2": ["[fd00::1]:3260"]}),
     # --- deleted ---
     ("deleted removes the portals then deletes the group", "deleted", START, [group(2)], ["-.3@2", "delete 2"],
@@ -169,15 +174,32 @@ def test_plan(state, current, groups, steps, after):
 def test_provider_choosing_tags_creates_the_declared_tag_and_the_lowest_free_one():
     planned = plan("merged", START, group(None, ".5"), group(3, ".6"), assigns_tags=False)
     # the tagless group takes the lowest tag neither existing nor declared
-    assert notation(planned.steps) == ["create 4", "+.5@4", "create 3", "+.6@3"]
+    assert notation(planned.steps) == ["create 4", "create 3", "+.6@3", "+.5@4"]
     assert shown(planned.after) == {1: [".1", ".2"], 2: [".3"], 3: [".6"], 4: [".5"]}
     assert planned.created == (0, 1)
+
+
+@pytest.mark.parametrize("groups, message", [
+    ([group(None, ".1", ".3")], "config.groups[0]: portals 10.0.0.1:3260, 10.0.0.3:3260 are spread over groups 1, 2"),
+    ([group(None, ".1"), group(None, ".2", ".3", ".4")],
+     "config.groups[1]: portals 10.0.0.2:3260, 10.0.0.3:3260, 10.0.0.4:3260 are spread over groups 2, 3"),
+])
+def test_deleting_a_group_whose_portals_are_spread_over_groups_is_refused(groups, message):
+    # deleting one of them would leave the others for the next run: the state would not be idempotent
+    with pytest.raises(IdentityError) as raised:
+        plan("deleted", {1: [".1", ".2"], 2: [".3"], 3: [".4"]}, *groups)
+    assert str(raised.value) == "%s of %s: give tag to say which group to delete" % (message, IQN)
+
+
+def test_deleting_by_membership_skips_groups_other_declarations_claimed():
+    planned = plan("deleted", START, group(1), group(None, ".2", ".3"))
+    assert notation(planned.steps) == ["-.1@1", "-.2@1", "-.3@2", "delete 1", "delete 2"]
 
 
 def test_a_missing_tag_fails_as_the_single_group_module_does():
     with pytest.raises(IdentityError) as raised:
         plan("replaced", START, group(1, ".1"), group(9, ".4"))
-    assert str(raised.value) == str(_missing_tag_error(make_target(START), 9))
+    assert str(raised.value) == str(missing_tag_error(make_target(START), 9))
     assert "existing tags: 1, 2" in str(raised.value)
 
 

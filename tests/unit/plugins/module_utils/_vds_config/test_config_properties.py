@@ -20,8 +20,10 @@ from ansible_collections.storage.vds.plugins.module_utils._vds.engine import Eng
 from ansible_collections.storage.vds.plugins.module_utils._vds.errors import IdentityError
 from ansible_collections.storage.vds.plugins.module_utils._vds.model import PortalAddress, PortalGroup, Target
 from ansible_collections.storage.vds.plugins.module_utils._vds.plan import (
+    ADD_PORTAL,
     CREATE_GROUP,
     DELETE_GROUP,
+    REMOVE_PORTAL,
     Membership,
     find_group_by_membership,
     lowest_free_tag,
@@ -71,9 +73,10 @@ def declarations(draw: st.DrawFn) -> list[config.GroupSpec]:
 
 
 def expected(current: Membership, groups: t.Sequence[config.GroupSpec], state: str,
-             assigns_tags: bool) -> Membership:
+             assigns_tags: bool) -> Membership | None:
     """What the declaration means, stated directly from the documented rules (new groups keyed -1, -2, ...
-    in the order declared, or by the tag the provider is asked for)."""
+    in the order declared, or by the tag the provider is asked for); None when it is ambiguous: a group to
+    delete, found by membership, whose portals several groups hold."""
     keys: list[int | None] = [None] * len(groups)
     for n, group in enumerate(groups):
         if group.tag is not None and (group.tag in current or (not assigns_tags and state != "deleted")):
@@ -86,6 +89,8 @@ def expected(current: Membership, groups: t.Sequence[config.GroupSpec], state: s
         free = Target("", IQN, "", tuple(PortalGroup("", tag, t.cast(frozenset, members))
                                          for tag, members in current.items() if tag not in claimed))
         found = find_group_by_membership(free, group.portals)
+        if state == "deleted" and sum(1 for other in free.groups if other.portals & set(group.portals)) > 1:
+            return None
         if found is not None:
             keys[n] = found
             claimed.add(found)
@@ -110,9 +115,13 @@ def expected(current: Membership, groups: t.Sequence[config.GroupSpec], state: s
     return result
 
 
+def make_membership(groups: t.Mapping[int, t.Sequence[str]]) -> Membership:
+    return dict(make_target(groups).membership())
+
+
 def provider_tags(before: Membership, after: Membership) -> Membership:
     """``after`` with each new group under the tag a provider gives it: the lowest free one when it is
-    created (every remove comes first, every delete last, so the tags in use are those of before)."""
+    created (every delete comes last, so the tags in use are those of before)."""
     taken = set(before) | {tag for tag in after if tag is not None and tag > 0}
     result = {}
     for key in sorted(after, key=lambda key: (key is not None and key < 0, -(key or 0))):
@@ -148,9 +157,10 @@ def test_planning_properties(current, groups, state, assigns_tags):
     try:
         planned = plan(current, groups, state, assigns_tags)
     except IdentityError:
-        # only a tag the provider cannot create is refused
-        assert assigns_tags and state != "deleted"
-        assert any(group.tag is not None and group.tag not in current for group in groups)
+        # only a tag the provider cannot create, or a group to delete that is not clear, is refused
+        missing_tag = any(group.tag is not None and group.tag not in current for group in groups)
+        assert (assigns_tags and state != "deleted" and missing_tag) or (
+            state == "deleted" and expected(make_membership(current), groups, state, assigns_tags) is None)
         return
     before = planned.before
     # every step keeps the one-group rule, and the steps lead where the plan says
@@ -159,22 +169,27 @@ def test_planning_properties(current, groups, state, assigns_tags):
     assert planned.after == expected(before, groups, state, assigns_tags)
     # no step more than the difference needs
     assert len(planned.steps) == minimum(before, planned.after)
-    # the order: every remove, then creates with their adds and the other adds, then every delete
+    # the order: portals leaving every group, the creates, each move's remove right before its add, the
+    # other adds, the deletes; so a portal that only moves is out of every group for one step at most
     actions = [step.action for step in planned.steps]
-    first_add = next((n for n, action in enumerate(actions) if action in ("add_portal", CREATE_GROUP)), len(actions))
-    assert "remove_portal" not in actions[first_add:]
+    moving = {step.portal for step in planned.steps if step.action == ADD_PORTAL and step.from_tag is not None}
+    for position, step in enumerate(planned.steps):
+        if step.action == REMOVE_PORTAL and step.portal in moving:
+            arrival = planned.steps[position + 1]
+            assert (arrival.action, arrival.portal, arrival.from_tag) == (ADD_PORTAL, step.portal, step.tag)
+            assert CREATE_GROUP not in actions[position:]
+        elif step.action == REMOVE_PORTAL:
+            assert set(actions[:position]) <= {REMOVE_PORTAL}
     assert all(action == DELETE_GROUP for action in actions[actions.index(DELETE_GROUP):]) \
         if DELETE_GROUP in actions else True
     # a move names the group the portal left
     for step in planned.steps:
         if step.from_tag is not None:
             assert step.portal in before[step.from_tag]
-    # planning the result again finds nothing to do (a group found by membership may be found again
-    # elsewhere once deleted, so deletes are checked with tags only)
-    if state != "deleted" or all(group.tag is not None for group in groups):
-        result = provider_tags(before, planned.after) if assigns_tags else planned.after
-        applied = {tag: [str(portal) for portal in members] for tag, members in result.items()}
-        assert plan(applied, groups, state, assigns_tags).steps == ()
+    # planning the result again finds nothing to do
+    result = provider_tags(before, planned.after) if assigns_tags else planned.after
+    applied = {tag: [str(portal) for portal in members] for tag, members in result.items()}
+    assert plan(applied, groups, state, assigns_tags).steps == ()
 
 
 def state_file(path: str, current: dict[int, list[str]]) -> None:
@@ -222,5 +237,4 @@ def test_the_simulated_provider_ends_where_the_plan_says(current, groups, state)
         assert sum(count for name, count in calls.items() if name != "Snapshot") == len(real["steps"])
         assert [step["action"] for step in real["steps"]] == [step["action"] for step in checked["steps"]]
         again = config.resource(Engine(SimulatorBackend(path), 30), params)
-        if state != "deleted" or all(group.tag is not None for group in groups):
-            assert again["steps"] == [] and again["after"] == real["after"]
+        assert again["steps"] == [] and again["after"] == real["after"]

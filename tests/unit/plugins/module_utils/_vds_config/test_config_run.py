@@ -17,9 +17,7 @@ from ansible_collections.storage.vds.plugins.module_utils._vds.errors import (
     NotFoundError,
     ValidationError,
 )
-from ansible_collections.storage.vds.tests.unit.plugins.module_utils._vds_config.conftest import IQN1, IQN2, IQN3
-
-NO_TROUBLE = {"retries": 0, "recoveries": 0, "rereads": 0, "rollbacks": 0}
+from ansible_collections.storage.vds.tests.unit.plugins.constants import IQN1, IQN2, IQN3, NO_TROUBLE
 
 
 def params(state, *entries, **extra):
@@ -45,9 +43,9 @@ def test_every_target_of_every_subsystem_from_one_read(engine_on, state_file):
     real = config.resource(engine_on(), declared, diff=True)
     assert state_file.calls()["Snapshot"] == 4
     # the real run took the planned steps; only the tags of the new groups were unknown before
-    new_groups = {(IQN1, 3), (IQN3, 1)}
-    assert [dict(step, tag=None) if (step["target"], step["tag"]) in new_groups else step
-            for step in real["steps"]] == checked["steps"]
+    new_groups = {(IQN1, 3): 1, (IQN3, 1): 1}
+    assert [dict(step, tag=None, new_group=new_groups[(step["target"], step["tag"])])
+            if (step["target"], step["tag"]) in new_groups else step for step in real["steps"]] == checked["steps"]
     assert real["before"] == checked["before"]
     assert state_file.groups(IQN1) == {1: ["10.0.0.1:3260"], 3: ["10.0.0.5:3260", "10.0.0.6:3260"]}
     assert state_file.groups(IQN2) == {1: ["10.0.0.2:3260"]}

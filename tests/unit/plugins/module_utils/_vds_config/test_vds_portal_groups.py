@@ -8,11 +8,9 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.storage.vds.plugins.module_utils._vds.model import PortalGroup, Target
-from ansible_collections.storage.vds.plugins.module_utils._vds.plan import _missing_tag_error
+from ansible_collections.storage.vds.plugins.module_utils._vds.plan import missing_tag_error
 from ansible_collections.storage.vds.plugins.modules import vds_portal_groups
-from ansible_collections.storage.vds.tests.unit.plugins.module_utils._vds_config.conftest import IQN1, IQN2, IQN3
-
-NO_TROUBLE = {"retries": 0, "recoveries": 0, "rereads": 0, "rollbacks": 0}
+from ansible_collections.storage.vds.tests.unit.plugins.constants import IQN1, IQN2, IQN3, NO_TROUBLE
 
 
 def warning_texts(result):
@@ -80,8 +78,8 @@ def test_check_mode_shows_new_groups_with_tag_null(run_module, simulator_args):
     checked = run_module(vds_portal_groups, args, check_mode=True)
     assert checked.result["after"] == [{"target": IQN3, "subsystem": "array-b", "groups": [
         {"tag": None, "portals": ["10.0.0.1:3260"]}, {"tag": None, "portals": ["10.0.0.2:3260"]}]}]
-    assert [(step["action"], step["tag"]) for step in checked.result["steps"]] == [
-        ("create_group", None), ("add_portal", None), ("create_group", None), ("add_portal", None)]
+    assert [(step["action"], step["tag"], step["new_group"]) for step in checked.result["steps"]] == [
+        ("create_group", None, 1), ("create_group", None, 2), ("add_portal", None, 1), ("add_portal", None, 2)]
     real = run_module(vds_portal_groups, args)
     assert real.result["after"][0]["groups"] == [{"tag": 1, "portals": ["10.0.0.1:3260"]},
                                                  {"tag": 2, "portals": ["10.0.0.2:3260"]}]
@@ -103,8 +101,8 @@ def test_gathered_output_renders_offline_with_no_provider_at_all(run_module, sim
     rendered = run_module(vds_portal_groups, args)
     assert not rendered.failed and rendered.result["changed"] is False
     assert rendered.result["rendered"] == [
-        {"action": "remove_portal", "target": IQN1, "tag": 1, "portal": "10.0.0.1:3260", "subsystem": "array-a"},
         {"action": "remove_portal", "target": IQN1, "tag": 2, "portal": "10.0.0.3:3260", "subsystem": "array-a"},
+        {"action": "remove_portal", "target": IQN1, "tag": 1, "portal": "10.0.0.1:3260", "subsystem": "array-a"},
         {"action": "add_portal", "target": IQN1, "tag": 2, "portal": "10.0.0.1:3260", "from_tag": 1,
          "subsystem": "array-a"}]
     assert groups_of(rendered.result["after"][0]) == {1: ["10.0.0.2:3260"], 2: ["10.0.0.1:3260"]}
@@ -139,11 +137,19 @@ def test_bad_input_fails_cleanly_and_changes_nothing(run_module, state_file, sim
     assert state_file.provider() == before and state_file.mutating_calls() == {}
 
 
+def test_rendered_refuses_a_wait_timeout_every_other_state_refuses(run_module):
+    args = {"backend": "simulator", "simulator_state": "/nowhere.json", "state": "rendered", "wait_timeout": 0,
+            "config": [{"target": IQN1, "groups": [{"portals": ["10.0.0.1"]}]}]}
+    failed = run_module(vds_portal_groups, args)
+    assert failed.failed and failed.result["msg"] == "wait_timeout 0 must be at least 1 second"
+    assert not run_module(vds_portal_groups, dict(args, wait_timeout=1)).failed
+
+
 def test_a_missing_tag_is_explained(run_module, simulator_args):
     failed = run_module(vds_portal_groups, dict(simulator_args, config=[
         {"target": IQN1, "groups": [{"tag": 7, "portals": ["10.0.0.4"]}]}]))
     target = Target("", IQN1, "", (PortalGroup("", 1), PortalGroup("", 2)))
-    assert failed.result["msg"] == str(_missing_tag_error(target, 7))
+    assert failed.result["msg"] == str(missing_tag_error(target, 7))
 
 
 def test_a_failure_after_some_steps_reports_them_and_changed(run_module, state_file, simulator_args):
@@ -182,6 +188,6 @@ def test_rendered_for_a_provider_that_takes_the_declared_tag(run_module):
         {"tag": 5, "portals": ["10.0.0.1"]}, {"portals": ["10.0.0.2"]}]}]}
     rendered = run_module(vds_portal_groups, args)
     assert [(step["action"], step["tag"]) for step in rendered.result["rendered"]] == [
-        ("create_group", 5), ("add_portal", 5), ("create_group", 1), ("add_portal", 1)]
+        ("create_group", 5), ("create_group", 1), ("add_portal", 1), ("add_portal", 5)]
     with_vds = run_module(vds_portal_groups, dict(args, backend="vds", vds_host="vds.invalid"))
     assert with_vds.failed and "portal group with tag 5 does not exist" in with_vds.result["msg"]
