@@ -429,6 +429,10 @@ def _load(path: str) -> _State:
     except json.JSONDecodeError as exc:
         raise StateFileError("simulator state file %s is not valid JSON: line %d column %d: %s"
                              % (path, exc.lineno, exc.colno, exc.msg), path=path) from None
+    except RecursionError:
+        # The decoder recurses per nesting level; no state file nests more than a few levels.
+        raise StateFileError("simulator state file %s is not valid JSON: arrays or objects are nested too deeply"
+                             % path, path=path) from None
     except _Invalid as exc:
         where = "%s: " % exc.location if exc.location else ""
         raise StateFileError("simulator state file %s: %s%s" % (path, where, exc.problem),
@@ -454,8 +458,9 @@ def _dumps(value: t.Any, indent: str = "") -> str:
     return "[\n%s\n%s]" % (",\n".join(inner + _dumps(item, inner) for item in value), indent)
 
 
-def _write(path: str, state: _State) -> None:
-    """Replace the file atomically: readers see the old or the new content, never a torn one."""
+def _write(path: str, state: _State, shown: str) -> None:
+    """Replace the file at ``path`` (no symlink) atomically: readers see the old or the new content, never a
+    torn one. ``shown``: the path as the user gave it, for messages."""
     data = state.data
     if "calls" in data:
         data["calls"] = dict(sorted(data["calls"].items()))
@@ -478,7 +483,7 @@ def _write(path: str, state: _State) -> None:
                 os.unlink(temporary)
             raise
     except OSError as exc:
-        raise StateFileError("cannot write simulator state file %s: %s" % (path, exc.strerror), path=path) from None
+        raise StateFileError("cannot write simulator state file %s: %s" % (shown, exc.strerror), path=shown) from None
 
 
 def read_state(path: str) -> _Json:
@@ -510,12 +515,14 @@ class SimulatorBackend(Backend):
 
     @contextlib.contextmanager
     def _session(self) -> t.Iterator[_State]:
-        lock_path = self.state_path + ".lock"
+        # A symlinked state file is the file it points to: lock and replace that one, beside it.
+        real = os.path.realpath(self.state_path)
+        if not os.path.exists(real):
+            _load(self.state_path)  # reports the missing file before a lock file is made for it
+        lock_path = real + ".lock"
         try:
             lock = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
         except OSError as exc:
-            if isinstance(exc, FileNotFoundError):
-                _load(self.state_path)  # the folder is missing: report the state file, not its sidecar
             raise StateFileError("cannot open the simulator lock file %s: %s" % (lock_path, exc.strerror),
                                  path=self.state_path) from None
         try:
@@ -529,10 +536,10 @@ class SimulatorBackend(Backend):
             except VdsError:
                 # An expected failure still counts its call and consumes its fault.
                 if state.dirty:
-                    _write(self.state_path, state)
+                    _write(real, state, self.state_path)
                 raise
             if state.dirty:
-                _write(self.state_path, state)
+                _write(real, state, self.state_path)
         finally:
             os.close(lock)  # closing the descriptor releases the flock
 

@@ -99,9 +99,13 @@ class PortalAddress:
         if "%" in host:
             raise ValidationError("portal %r: scoped IPv6 addresses (with %%zone) are not supported" % text)
         try:
-            return cls.of(host, port)
+            address = cls.of(host, port)
         except ValidationError:
             raise ValidationError("portal %r: %r is not an IPv4 or IPv6 address" % (text, host)) from None
+        if raw.startswith("[") and address.version == 4:
+            raise ValidationError("portal %r: brackets are for IPv6 addresses only; write an IPv4 portal as %s"
+                                  % (text, host if port_text is None else "%s:%s" % (host, port_text)))
+        return address
 
     @property
     def version(self) -> int:
