@@ -11,9 +11,9 @@ one provider.
 
 A small file is rewritten atomically at each call that changes it. A large one would make every
 call cost the size of the array, so a call appends its changes to a journal beside the file
-(``<file>.journal``, one fsync'd line per call) and the journal is folded into the file once it
-has grown as large as the file, and when the backend is closed. A process keeps the state in
-memory between calls and reads only what others appended since.
+(``<file>.journal``, one line per call, written before the call returns) and the journal is folded
+into the file once it has grown as large as the file, and when the backend is closed. A process
+keeps the state in memory between calls and reads only what others appended since.
 """
 
 from __future__ import annotations
@@ -611,6 +611,17 @@ def _write(path: str, raw: bytes, mode: int, shown: str) -> None:
         raise StateFileError("cannot write simulator state file %s: %s" % (shown, exc.strerror), path=shown) from None
 
 
+def _sync_directory(path: str, shown: str) -> None:
+    try:
+        fd = os.open(os.path.dirname(path), os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise StateFileError("cannot write simulator state file %s: %s" % (shown, exc.strerror), path=shown) from None
+
+
 def read_state(path: str) -> _Json:
     """The validated, normalised state (no lock needed: the file is replaced atomically and a journal line
     counts only once complete)."""
@@ -773,10 +784,11 @@ class SimulatorBackend(Backend):
         try:
             fd = os.open(path, flags, state.mode)
             try:
+                # Written, not flushed to disk: a process killed at any moment loses nothing it reported, and a
+                # flush per call would cost more than the call. The fold flushes everything.
                 view = memoryview(line)
                 while view:
                     view = view[os.write(fd, view):]
-                os.fsync(fd)
             finally:
                 os.close(fd)
         except OSError as exc:
@@ -787,7 +799,10 @@ class SimulatorBackend(Backend):
         """Rewrite the state file with everything, then drop the journal it now includes."""
         raw = _serialise(state)
         _write(real, raw, state.mode, self.state_path)
-        # Should this process die here, the journal names the previous content and is ignored.
+        if self._journal:
+            # The new file must be on disk before the journal goes; should this process die in between, the
+            # journal names the previous content and is ignored.
+            _sync_directory(real, self.state_path)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(real + ".journal")
         self._raw, self._file, self._journal = raw, _identity(os.stat(real)), 0

@@ -266,8 +266,8 @@ from ansible_collections.storage.vds.plugins.module_utils._backends.simulator im
 from ansible_collections.storage.vds.plugins.module_utils._vds.engine import Engine
 from ansible_collections.storage.vds.plugins.module_utils._vds.tasks import portal_group
 
-with SimulatorBackend(sys.argv[1]) as backend:
-    result = portal_group(Engine(backend, 30), json.loads(sys.argv[2]))
+with open(sys.argv[2], encoding="utf-8") as params, SimulatorBackend(sys.argv[1]) as backend:
+    result = portal_group(Engine(backend, 30), json.load(params))
 print(json.dumps({"changed": result["changed"], "steps": len(result["steps"])}))
 """
 
@@ -279,34 +279,53 @@ def large_state(portals: int) -> t.Tuple[dict[str, t.Any], list[str]]:
     return data, addresses
 
 
-def apply(path: pathlib.Path, params: dict[str, t.Any]) -> "subprocess.Popen[str]":
+def apply(path: pathlib.Path, params: pathlib.Path) -> "subprocess.Popen[str]":
+    """A module execution of vds_portal_group in a process of its own."""
     root = pathlib.Path(simulator.__file__).parents[6]  # the folder holding ansible_collections
     env = dict(os.environ, PYTHONPATH=str(root))
-    return subprocess.Popen([sys.executable, "-c", APPLY, str(path), json.dumps(params)], env=env,
+    return subprocess.Popen([sys.executable, "-c", APPLY, str(path), str(params)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def journaled_adds(path: pathlib.Path) -> int:
+    return journal_of(path).read_bytes().count(b"AddPortal") if journal_of(path).exists() else 0
+
+
+def wait_for_calls(path: pathlib.Path, worker: "subprocess.Popen[str]", before: int) -> None:
+    """Until the worker has journaled AddPortal calls of its own (or folded the journal in, further on)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and worker.poll() is None:
+        if not before <= journaled_adds(path) < before + 20:
+            return
+        time.sleep(0.005)
+    raise AssertionError("the apply made no calls to kill it during: %s" % (worker.communicate()[1],))
+
+
 def test_kill_9_during_a_large_apply_leaves_a_state_a_rerun_converges_from(tmp_path: pathlib.Path) -> None:
-    data, addresses = large_state(3000)
+    data, addresses = large_state(20000)
     path = tmp_path / "state.json"
     path.write_text(json.dumps(data), encoding="utf-8")
-    params = {"target": IQN, "tag": 1, "portals": addresses, "purge_portals": False, "state": "present"}
-    added = 0
-    for kill_after in (0.3, 0.8, 1.5):
+    params = tmp_path / "params.json"
+    params.write_text(json.dumps({"target": IQN, "tag": 1, "portals": addresses, "purge_portals": False,
+                                  "state": "present"}), encoding="utf-8")
+    added = 5
+    for delay in (0.0, 0.2, 0.5):
+        before = journaled_adds(path)
         worker = apply(path, params)
-        time.sleep(kill_after)
+        wait_for_calls(path, worker, before)
+        time.sleep(delay)
         worker.kill()
         worker.communicate()
-        assert worker.returncode == -signal.SIGKILL
+        assert worker.returncode == -signal.SIGKILL, "the apply ended before it was killed"
         state = read_state(str(path))
         members = group_1(state)
         # Every call either happened or did not: each AddPortal counted is a portal added, and nothing else.
         assert len(set(members)) == len(members) and set(members) <= set(addresses)
         assert members[:5] == addresses[:5]
         assert state["calls"].get("AddPortal", 0) == len(members) - 5
-        assert len(members) >= added
+        assert len(members) > added
         added = len(members)
-    assert 5 < added < len(addresses), "the kills did not land during the apply; it made %d calls" % (added - 5)
+    assert added < len(addresses)
     worker = apply(path, params)
     out, err = worker.communicate(timeout=300)
     assert worker.returncode == 0, err
