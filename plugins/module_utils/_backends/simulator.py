@@ -542,23 +542,22 @@ def _journal_header(raw: bytes) -> bytes:
     return json.dumps({"journal": JOURNAL_VERSION, "state": _digest(raw)}).encode() + b"\n"
 
 
-def _replay(state: _State, raw: bytes, journal: bytes, journal_path: str) -> int | None:
-    """Apply the journal's complete lines to the state read from ``raw``; return how many bytes of the
-    journal that is, or None when the journal belongs to another content of the state file (it was
-    folded in already, or the file was replaced since)."""
-    header = _journal_header(raw)
-    if not journal.startswith(header):
-        return None
-    end = journal.rfind(b"\n") + 1
-    # A line without its newline is a call whose write was cut short: it did not happen.
-    for number, line in enumerate(journal[len(header):end].splitlines(), 2):
+def _replay(state: _State, lines: bytes, offset: int, journal_path: str) -> int:
+    """Apply the complete lines of ``lines``, found at byte ``offset`` of the journal; return how many bytes
+    they take. A line without its newline is a call whose write was cut short: it did not happen."""
+    end = lines.rfind(b"\n") + 1
+    position = 0
+    for line in lines[:end].splitlines(keepends=True):
         try:
             for entry in json.loads(line):
                 _CHANGES[entry[0]](state, *entry[1:])
         except (ValueError, KeyError, IndexError, TypeError, AttributeError, StopIteration, RecursionError):
+            with open(journal_path, "rb") as handle:
+                number = handle.read(offset + position).count(b"\n") + 1
             raise StateFileError("simulator journal %s: line %d is not a change this simulator wrote; the journal "
                                  "holds calls not yet in the state file: remove it to drop them"
                                  % (journal_path, number), path=journal_path) from None
+        position += len(line)
     return end
 
 
@@ -629,7 +628,11 @@ def read_state(path: str) -> _Json:
     state = _parse(raw, path)
     with contextlib.suppress(FileNotFoundError):
         with open(real + ".journal", "rb") as handle:
-            _replay(state, raw, handle.read(), path + ".journal")
+            journal = handle.read()
+        header = _journal_header(raw)
+        # A journal of another content of the file was folded in already, or the file was replaced since.
+        if journal.startswith(header):
+            _replay(state, journal[len(header):], len(header), real + ".journal")
     return state.data
 
 
@@ -756,17 +759,18 @@ class SimulatorBackend(Backend):
         path = real + ".journal"
         try:
             with open(path, "rb") as handle:
-                journal = handle.read()
-            if self._journal:
-                # Lines of others since: the header is already checked, replay only the new ones.
-                end = journal.rfind(b"\n") + 1
-                _replay(state, self._raw, _journal_header(self._raw) + journal[self._journal:end], path)
-            else:
-                end = _replay(state, self._raw, journal, path)
-            if end is None:
-                os.unlink(path)  # already folded into the state file, or the file was replaced since
-                end = 0
-            elif end < len(journal):
+                start = self._journal
+                if not start:
+                    header = _journal_header(self._raw)
+                    if handle.read(len(header)) != header:
+                        os.unlink(path)  # already folded into the state file, or the file was replaced since
+                        return
+                    start = len(header)
+                # Only what was appended since this copy was brought up to date.
+                handle.seek(start)
+                lines = handle.read()
+            end = start + _replay(state, lines, start, path)
+            if end < start + len(lines):
                 # The end of a line whose writer died before finishing it (the lock is ours now).
                 os.truncate(path, end)
         except OSError as exc:
