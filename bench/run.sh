@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-3.0-or-later
 #
-# Runs the benchmarks against the simulated provider and prints five figures, each with its goal
+# Runs the benchmarks against the simulated provider and prints six figures, each with its goal
 # and whether it was met. Sets up .venv and the collection copy first, as scripts/test.sh does.
 #
 #   bash bench/run.sh            the full run (several minutes)

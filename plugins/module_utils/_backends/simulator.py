@@ -4,9 +4,16 @@
 """A file-backed stand-in for a VDS iSCSI hardware provider.
 
 The state file (JSON, format version 1) describes subsystems, their portals, targets and portal
-groups, plus the simulator's knobs: operation latency and injected faults. Every call locks the
-file, reads it once, settles the operations that have completed, acts, and writes the file back
-atomically when something changed, so parallel playbook runs behave like callers of one provider.
+groups, plus the simulator's knobs: operation latency and injected faults. Every call takes the
+lock, brings its copy of the state up to date, settles the operations that have completed, acts,
+and persists what it changed before it returns, so parallel playbook runs behave like callers of
+one provider.
+
+A small file is rewritten atomically at each call that changes it. A large one would make every
+call cost the size of the array, so a call appends its changes to a journal beside the file
+(``<file>.journal``, one line per call, written before the call returns) and the journal is folded
+into the file once it has grown as large as the file, and when the backend is closed. A process
+keeps the state in memory between calls and reads only what others appended since.
 """
 
 from __future__ import annotations
@@ -14,12 +21,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import hashlib
 import json
 import math
 import os
 import time
 import typing as t
-import uuid
 
 from ansible_collections.storage.vds.plugins.module_utils._backends.base import (
     Backend,
@@ -60,6 +67,11 @@ from ansible_collections.storage.vds.plugins.module_utils._vds.model import (
 )
 
 STATE_VERSION = 1
+JOURNAL_VERSION = 1
+
+#: Up to this size the state file is rewritten at every call that changes it, so that it always shows
+#: the current state; above it, calls go to the journal (the rewrite would cost more than the call).
+WRITE_THROUGH_BYTES = 16 * 1024
 
 #: Operations that return an IVdsAsync: faults may fire at the call or at the wait.
 ASYNC_OPERATIONS = ("AddPortal", "RemovePortal", "CreatePortalGroup", "DeletePortalGroup", "SetStatus")
@@ -123,25 +135,102 @@ class _Invalid(Exception):
 
 
 class _State:
-    """One loaded state file: the JSON data, normalised in place, and an index of its objects."""
+    """One loaded state file: the JSON data, normalised in place, and indexes of its objects."""
 
     def __init__(self, data: _Json) -> None:
         self.data = data
         self.mode = 0o644
         self.objects: dict[_Key, _Json] = {}
         self.addresses: dict[str, PortalAddress] = {}
+        #: (subsystem, iqn, address) -> tag of the group of that target holding the portal.
+        self.holders: dict[t.Tuple[str, str, str], int] = {}
         self.now = 0.0
-        self.dirty = False
+        #: The changes of the current call, as journal entries.
+        self.log: list[list[t.Any]] = []
+        #: Keys of objects deleted since the backend last looked.
+        self.vanished: list[_Key] = []
 
     @property
     def operations(self) -> list[_Json]:
         return self.data.get("operations", [])
 
     def group_holding(self, name: str, iqn: str, address: str) -> int | None:
-        for group in self.objects[("target", name, iqn)].get("groups", []):
-            if address in group.get("portals", []):
-                return group["tag"]
-        return None
+        return self.holders.get((name, iqn, address))
+
+    def change(self, name: str, *args: t.Any) -> None:
+        """Apply one change and record it for the journal: every change of the state goes through here."""
+        _CHANGES[name](self, *args)
+        self.log.append([name, *args])
+
+
+# --- changes: what a journal line records, applied the same way live and on replay ------------
+
+
+def _change_count(state: _State, name: str, amount: int) -> None:
+    calls = state.data.setdefault("calls", {})
+    calls[name] = calls.get(name, 0) + amount
+
+
+def _change_fault(state: _State, index: int) -> None:
+    faults = state.data["faults"]
+    times = faults[index].get("times", 1)
+    if times <= 1:
+        del faults[index]
+    else:
+        faults[index]["times"] = times - 1
+
+
+def _change_start(state: _State, record: _Json) -> None:
+    state.data.setdefault("operations", []).append(dict(record))
+
+
+def _change_finish(state: _State, operation_id: str, result: str, finished_at: float, tag: int | None) -> None:
+    record = next(record for record in state.operations if record["id"] == operation_id)
+    record["result"] = result
+    record["finished_at"] = finished_at
+    if tag is not None:
+        record["group_tag"] = tag
+
+
+def _change_drop(state: _State, operation_ids: list[str]) -> None:
+    dropped = set(operation_ids)
+    state.data["operations"] = [record for record in state.operations if record["id"] not in dropped]
+
+
+def _change_create(state: _State, sub: str, iqn: str, tag: int) -> None:
+    groups = state.objects[("target", sub, iqn)].setdefault("groups", [])
+    group: _Json = {"tag": tag, "portals": []}
+    groups.append(group)
+    groups.sort(key=lambda item: item["tag"])
+    state.objects[("group", sub, iqn, tag)] = group
+
+
+def _change_delete(state: _State, sub: str, iqn: str, tag: int) -> None:
+    group = state.objects.pop(("group", sub, iqn, tag))
+    target = state.objects[("target", sub, iqn)]
+    target["groups"] = [other for other in target["groups"] if other is not group]
+    state.vanished.append(("group", sub, iqn, tag))
+
+
+def _change_add(state: _State, sub: str, iqn: str, tag: int, address: str) -> None:
+    state.objects[("group", sub, iqn, tag)].setdefault("portals", []).append(address)
+    state.holders[(sub, iqn, address)] = tag
+
+
+def _change_remove(state: _State, sub: str, iqn: str, tag: int, address: str) -> None:
+    state.objects[("group", sub, iqn, tag)]["portals"].remove(address)
+    del state.holders[(sub, iqn, address)]
+
+
+def _change_status(state: _State, sub: str, address: str, status: str) -> None:
+    state.objects[("portal", sub, address)]["status"] = status
+
+
+_CHANGES: dict[str, t.Callable[..., None]] = {
+    "count": _change_count, "fault": _change_fault, "start": _change_start, "finish": _change_finish,
+    "drop": _change_drop, "create": _change_create, "delete": _change_delete, "add": _change_add,
+    "remove": _change_remove, "status": _change_status,
+}
 
 
 # --- validation ------------------------------------------------------------------------------
@@ -305,30 +394,31 @@ def _check_target(target: t.Any, name: str, state: _State) -> _Json:
     state.objects[("target", name, iqn)] = target
     if "alias" in target:
         _in("alias", _string, target["alias"], True)
-    _each(target, "groups", _check_group, name, iqn, {}, state)
+    _each(target, "groups", _check_group, name, iqn, state)
     if "groups" in target:
         target["groups"].sort(key=lambda group: group["tag"])
     return target
 
 
-def _check_group(group: t.Any, name: str, iqn: str, holders: dict[str, int], state: _State) -> _Json:
+def _check_group(group: t.Any, name: str, iqn: str, state: _State) -> _Json:
     _object(group, _GROUP_KEYS, ("tag",))
     tag = _in("tag", _integer, group["tag"], 1, _MAX_TAG)
     if ("group", name, iqn, tag) in state.objects:
         raise _Invalid("tag", "tag %d is used by two groups of target %s" % (tag, iqn))
     state.objects[("group", name, iqn, tag)] = group
-    _each(group, "portals", _check_member, name, tag, holders, state)
+    _each(group, "portals", _check_member, name, iqn, tag, state)
     return group
 
 
-def _check_member(value: t.Any, name: str, tag: int, holders: dict[str, int], state: _State) -> str:
+def _check_member(value: t.Any, name: str, iqn: str, tag: int, state: _State) -> str:
     address = _address(value, state)
     if ("portal", name, address) not in state.objects:
         raise _Invalid("", "%s is not a portal of subsystem %s; list it under its portals first" % (address, name))
-    if address in holders:
+    holder = state.holders.get((name, iqn, address))
+    if holder is not None:
         raise _Invalid("", "portal %s is already in group %d of this target; a portal belongs to at most one "
-                       "group of a target" % (address, holders[address]))
-    holders[address] = tag
+                       "group of a target" % (address, holder))
+    state.holders[(name, iqn, address)] = tag
     return address
 
 
@@ -410,31 +500,65 @@ def _unique_keys(pairs: list[tuple[str, t.Any]]) -> _Json:
     return result
 
 
-def _load(path: str) -> _State:
+def _read(path: str, shown: str) -> t.Tuple[bytes, int]:
+    """The bytes and permission bits of the file at ``path``; ``shown``: the path as the user gave it."""
     try:
         with open(path, "rb") as handle:
             mode = os.fstat(handle.fileno()).st_mode & 0o7777
-            raw = handle.read()
+            return handle.read(), mode
     except FileNotFoundError:
         raise StateFileError("simulator state file %s does not exist: write one (format version %d) to describe "
-                             "the simulated arrays" % (path, STATE_VERSION), path=path) from None
+                             "the simulated arrays" % (shown, STATE_VERSION), path=shown) from None
     except OSError as exc:
-        raise StateFileError("cannot read simulator state file %s: %s" % (path, exc.strerror), path=path) from None
+        raise StateFileError("cannot read simulator state file %s: %s" % (shown, exc.strerror), path=shown) from None
+
+
+def _parse(raw: bytes, path: str) -> _State:
     try:
         # utf-8-sig: editors on Windows like to start the file with a byte-order mark.
-        state = _check(json.loads(raw.decode("utf-8-sig"), object_pairs_hook=_unique_keys))
+        return _check(json.loads(raw.decode("utf-8-sig"), object_pairs_hook=_unique_keys))
     except UnicodeDecodeError as exc:
         raise StateFileError("simulator state file %s is not UTF-8 text (byte %d)" % (path, exc.start),
                              path=path) from None
     except json.JSONDecodeError as exc:
         raise StateFileError("simulator state file %s is not valid JSON: line %d column %d: %s"
                              % (path, exc.lineno, exc.colno, exc.msg), path=path) from None
+    except RecursionError:
+        # The decoder recurses per nesting level; no state file nests more than a few levels.
+        raise StateFileError("simulator state file %s is not valid JSON: arrays or objects are nested too deeply"
+                             % path, path=path) from None
     except _Invalid as exc:
         where = "%s: " % exc.location if exc.location else ""
         raise StateFileError("simulator state file %s: %s%s" % (path, where, exc.problem),
                              path=path, location=exc.location) from None
-    state.mode = mode
-    return state
+
+
+def _digest(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+def _journal_header(raw: bytes) -> bytes:
+    """The first line of a journal: the state file it continues, by the hash of its bytes."""
+    return json.dumps({"journal": JOURNAL_VERSION, "state": _digest(raw)}).encode() + b"\n"
+
+
+def _replay(state: _State, lines: bytes, offset: int, journal_path: str) -> int:
+    """Apply the complete lines of ``lines``, found at byte ``offset`` of the journal; return how many bytes
+    they take. A line without its newline is a call whose write was cut short: it did not happen."""
+    end = lines.rfind(b"\n") + 1
+    position = 0
+    for line in lines[:end].splitlines(keepends=True):
+        try:
+            for entry in json.loads(line):
+                _CHANGES[entry[0]](state, *entry[1:])
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError, StopIteration, RecursionError):
+            with open(journal_path, "rb") as handle:
+                number = handle.read(offset + position).count(b"\n") + 1
+            raise StateFileError("simulator journal %s: line %d is not a change this simulator wrote; the journal "
+                                 "holds calls not yet in the state file: remove it to drop them"
+                                 % (journal_path, number), path=journal_path) from None
+        position += len(line)
+    return end
 
 
 def _holds_objects(value: t.Any) -> bool:
@@ -454,36 +578,82 @@ def _dumps(value: t.Any, indent: str = "") -> str:
     return "[\n%s\n%s]" % (",\n".join(inner + _dumps(item, inner) for item in value), indent)
 
 
-def _write(path: str, state: _State) -> None:
-    """Replace the file atomically: readers see the old or the new content, never a torn one."""
+def _serialise(state: _State) -> bytes:
     data = state.data
     if "calls" in data:
         data["calls"] = dict(sorted(data["calls"].items()))
     if "operations" in data and not data["operations"]:
         del data["operations"]
-    text = _dumps(data) + "\n"
+    return (_dumps(data) + "\n").encode("utf-8")
+
+
+def _write(path: str, raw: bytes, mode: int, shown: str) -> None:
+    """Replace the file at ``path`` (no symlink) atomically: readers see the old or the new content, never a
+    torn one. ``shown``: the path as the user gave it, for messages."""
     directory, base = os.path.split(path)
-    temporary = os.path.join(directory, ".%s.%s.tmp" % (base, uuid.uuid4().hex))
+    temporary = os.path.join(directory, ".%s.%s.tmp" % (base, os.urandom(16).hex()))
     try:
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(raw)
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.chmod(temporary, state.mode)
+            os.chmod(temporary, mode)
             os.replace(temporary, path)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(temporary)
             raise
     except OSError as exc:
-        raise StateFileError("cannot write simulator state file %s: %s" % (path, exc.strerror), path=path) from None
+        raise StateFileError("cannot write simulator state file %s: %s" % (shown, exc.strerror), path=shown) from None
+
+
+def _sync_directory(path: str, shown: str) -> None:
+    try:
+        fd = os.open(os.path.dirname(path), os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise StateFileError("cannot write simulator state file %s: %s" % (shown, exc.strerror), path=shown) from None
 
 
 def read_state(path: str) -> _Json:
-    """The validated, normalised content of a state file (no lock needed: writes are atomic)."""
-    return _load(path).data
+    """The validated, normalised state (no lock needed: the file is replaced atomically and a journal line
+    counts only once complete)."""
+    real = os.path.realpath(path)
+    raw, _mode = _read(real, path)
+    state = _parse(raw, path)
+    with contextlib.suppress(FileNotFoundError):
+        with open(real + ".journal", "rb") as handle:
+            journal = handle.read()
+        header = _journal_header(raw)
+        # A journal of another content of the file was folded in already, or the file was replaced since.
+        if journal.startswith(header):
+            _replay(state, journal[len(header):], len(header), real + ".journal")
+    return state.data
+
+
+def _guid() -> str:
+    """A random GUID (version 4), as VDS hands out; made here since the uuid module costs each module
+    execution a millisecond to import."""
+    value = int.from_bytes(os.urandom(16), "big")
+    value = (value & ~(0xF000 << 64) | (4 << 76)) & ~(0xC000 << 48) | (0x8000 << 48)
+    text = "%032x" % value
+    return "%s-%s-%s-%s-%s" % (text[:8], text[8:12], text[12:16], text[16:20], text[20:])
+
+
+def _identity(stat: os.stat_result) -> t.Tuple[int, ...]:
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return 0
 
 
 # --- the backend -----------------------------------------------------------------------------
@@ -505,65 +675,180 @@ class SimulatorBackend(Backend):
         self._ids: dict[_Key, str] = {}
         self._keys: dict[str, _Key] = {}
         self._finished: dict[str, _Outcome] = {}
+        # The state as of the last call, and what it was read from: the state file's bytes and identity,
+        # and how much of the journal it includes.
+        self._state: _State | None = None
+        self._raw = b""
+        self._file: t.Tuple[int, ...] = ()
+        self._journal = 0
 
-    # -- session: lock, load, settle, act, write --
+    # -- session: lock, bring the state up to date, settle, act, persist --
 
     @contextlib.contextmanager
-    def _session(self) -> t.Iterator[_State]:
-        lock_path = self.state_path + ".lock"
+    def _locked(self) -> t.Iterator[str]:
+        """Hold the lock of the state file; yield the file's real path."""
+        # A symlinked state file is the file it points to: lock and replace that one, beside it.
+        real = os.path.realpath(self.state_path)
+        if not os.path.exists(real):
+            _read(real, self.state_path)  # reports the missing file before a lock file is made for it
+        lock_path = real + ".lock"
         try:
             lock = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
         except OSError as exc:
-            if isinstance(exc, FileNotFoundError):
-                _load(self.state_path)  # the folder is missing: report the state file, not its sidecar
             raise StateFileError("cannot open the simulator lock file %s: %s" % (lock_path, exc.strerror),
                                  path=self.state_path) from None
         try:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            state = _load(self.state_path)
-            state.now = self._now()
-            self._settle(state)
-            self._forget_vanished(state)
-            try:
-                yield state
-            except VdsError:
-                # An expected failure still counts its call and consumes its fault.
-                if state.dirty:
-                    _write(self.state_path, state)
-                raise
-            if state.dirty:
-                _write(self.state_path, state)
+            yield real
         finally:
             os.close(lock)  # closing the descriptor releases the flock
 
+    @contextlib.contextmanager
+    def _session(self) -> t.Iterator[_State]:
+        with self._locked() as real:
+            try:
+                state = self._current(real)
+                state.now = self._now()
+                self._settle(state)
+                for key in state.vanished:
+                    # A new object under the same natural key must get a new id, as a recreated VDS object does.
+                    self._ids.pop(key, None)
+                state.vanished = []
+                try:
+                    yield state
+                except VdsError:
+                    # An expected failure still counts its call and consumes its fault.
+                    self._persist(real, state)
+                    raise
+                self._persist(real, state)
+            except BaseException:
+                # Whatever this call changed in memory only is dropped: the next call reads the files again.
+                self._state = None
+                raise
+
+    def _current(self, real: str) -> _State:
+        """The state as the files hold it now: the copy in memory when nobody changed the files since, with
+        the journal lines others appended, or read again."""
+        try:
+            file = _identity(os.stat(real))
+        except OSError:
+            file = ()
+        journal = _size(real + ".journal")
+        state = self._state
+        if state is not None and file == self._file and journal >= self._journal:
+            if file[1] > WRITE_THROUGH_BYTES:
+                if journal > self._journal:
+                    self._catch_up(real, state)
+                return state
+            # A small file may be edited by hand within one tick of its timestamps: compare its bytes.
+            raw, _mode = _read(real, self.state_path)
+            if raw == self._raw:
+                return state
+        raw, mode = _read(real, self.state_path)
+        state = _parse(raw, self.state_path)
+        state.mode = mode
+        self._state, self._raw, self._file, self._journal = state, raw, file, 0
+        if journal:
+            self._catch_up(real, state)
+        # Objects that are gone from the file: their ids are of deleted objects from now on.
+        state.vanished = [key for key in self._ids if key not in state.objects]
+        return state
+
+    def _catch_up(self, real: str, state: _State) -> None:
+        """Apply the journal lines appended since this copy was made; drop what no call completed."""
+        path = real + ".journal"
+        try:
+            with open(path, "rb") as handle:
+                start = self._journal
+                if not start:
+                    header = _journal_header(self._raw)
+                    if handle.read(len(header)) != header:
+                        os.unlink(path)  # already folded into the state file, or the file was replaced since
+                        return
+                    start = len(header)
+                # Only what was appended since this copy was brought up to date.
+                handle.seek(start)
+                lines = handle.read()
+            end = start + _replay(state, lines, start, path)
+            if end < start + len(lines):
+                # The end of a line whose writer died before finishing it (the lock is ours now).
+                os.truncate(path, end)
+        except OSError as exc:
+            raise StateFileError("cannot read or repair simulator journal %s: %s" % (path, exc.strerror),
+                                 path=path) from None
+        self._journal = end
+
+    def _persist(self, real: str, state: _State) -> None:
+        """Make this call's changes durable before it returns: rewrite a small file, journal a large one."""
+        if not state.log:
+            return
+        changes, state.log = state.log, []
+        size = self._file[1] if self._file else 0
+        if size <= WRITE_THROUGH_BYTES or self._journal >= size:
+            self._fold(real, state)
+            return
+        line = json.dumps(changes, separators=(",", ":")).encode() + b"\n"
+        path = real + ".journal"
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+        if not self._journal:
+            line = _journal_header(self._raw) + line
+            flags |= os.O_TRUNC
+        try:
+            fd = os.open(path, flags, state.mode)
+            try:
+                # Written, not flushed to disk: a process killed at any moment loses nothing it reported, and a
+                # flush per call would cost more than the call. The fold flushes everything.
+                view = memoryview(line)
+                while view:
+                    view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise StateFileError("cannot write simulator journal %s: %s" % (path, exc.strerror), path=path) from None
+        self._journal += len(line)
+
+    def _fold(self, real: str, state: _State) -> None:
+        """Rewrite the state file with everything, then drop the journal it now includes."""
+        raw = _serialise(state)
+        _write(real, raw, state.mode, self.state_path)
+        if self._journal:
+            # The new file must be on disk before the journal goes; should this process die in between, the
+            # journal names the previous content and is ignored.
+            _sync_directory(real, self.state_path)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(real + ".journal")
+        self._raw, self._file, self._journal = raw, _identity(os.stat(real)), 0
+
+    def close(self) -> None:
+        """Fold the journal into the state file, so that the file alone shows the state again."""
+        if self._state is None or not self._journal:
+            return
+        try:
+            with self._locked() as real:
+                state = self._current(real)
+                if self._journal:
+                    self._fold(real, state)
+        except VdsError:
+            # Every call is in the journal still; the next execution on the file folds it in.
+            self._state = None
+
     def _settle(self, state: _State) -> None:
         """Apply every operation that has completed by now, in completion order."""
-        operations = state.operations
-        due = [record for record in operations if "result" not in record and record["completes_at"] <= state.now]
+        due = [record for record in state.operations if "result" not in record and record["completes_at"] <= state.now]
         for record in sorted(due, key=lambda record: record["completes_at"]):
             hresult, tag = self._apply(state, record)
-            record["result"] = hresult_name(hresult)
-            record["finished_at"] = record["completes_at"]
-            if tag is not None:
-                record["group_tag"] = tag
-            state.dirty = True
-        kept = [record for record in operations
-                if "result" not in record or state.now - record["finished_at"] <= OPERATION_RETENTION_S]
-        if len(kept) != len(operations):
-            state.data["operations"] = kept
-            state.dirty = True
-
-    def _forget_vanished(self, state: _State) -> None:
-        # A new object under the same natural key must get a new id, as a recreated VDS object does.
-        for key in [key for key in self._ids if key not in state.objects]:
-            del self._ids[key]
+            state.change("finish", record["id"], hresult_name(hresult), record["completes_at"], tag)
+        expired = [record["id"] for record in state.operations
+                   if "result" in record and state.now - record["finished_at"] > OPERATION_RETENTION_S]
+        if expired:
+            state.change("drop", expired)
 
     # -- ids --
 
     def _id(self, key: _Key) -> str:
         object_id = self._ids.get(key)
         if object_id is None:
-            object_id = str(uuid.uuid4())
+            object_id = _guid()
             self._ids[key] = object_id
             self._keys[object_id] = key
         return object_id
@@ -581,23 +866,16 @@ class SimulatorBackend(Backend):
 
     @staticmethod
     def _count(state: _State, name: str, amount: int = 1) -> None:
-        calls = state.data.setdefault("calls", {})
-        calls[name] = calls.get(name, 0) + amount
-        state.dirty = True
+        state.change("count", name, amount)
 
     @staticmethod
     def _consume(state: _State, name: str, phase: str) -> int | None:
         """Fire the first fault listed for this operation and phase, if any."""
-        faults = state.data.get("faults", [])
-        for index, fault in enumerate(faults):
+        for index, fault in enumerate(state.data.get("faults", [])):
             if fault["operation"] == name and fault.get("phase", "call") == phase:
-                times = fault.get("times", 1)
-                if times <= 1:
-                    del faults[index]
-                else:
-                    fault["times"] = times - 1
-                state.dirty = True
-                return parse_hresult(fault["hresult"])
+                hresult = parse_hresult(fault["hresult"])
+                state.change("fault", index)
+                return hresult
         return None
 
     def _call_fault(self, state: _State, name: str) -> int | None:
@@ -620,17 +898,16 @@ class SimulatorBackend(Backend):
         wait_fault = self._consume(state, name, "wait")
         fault = wait_fault if wait_fault is not None else call_fault
         latency = state.data.get("latency_ms", 0) / 1000.0
-        record: _Json = {"id": str(uuid.uuid4())}
+        record: _Json = {"id": _guid()}
         record.update(fields, objects=[list(key) for key in keys], started_at=state.now,
                       completes_at=state.now + latency)
         if fault is not None:
             record["fault"] = hresult_name(fault)
         if latency > 0:
-            state.data.setdefault("operations", []).append(record)
+            state.change("start", record)
         else:
             hresult, tag = self._apply(state, record)
             self._finished[record["id"]] = _Outcome(hresult, self._group_key(record, tag))
-        state.dirty = True
         return Operation(record["id"], name, ids)
 
     @staticmethod
@@ -672,8 +949,7 @@ class SimulatorBackend(Backend):
         """Take a finished operation out of the file: its caller now holds the result."""
         outcome = _Outcome(parse_hresult(record["result"]), self._group_key(record, record.get("group_tag")))
         self._finished[record["id"]] = outcome
-        state.data["operations"] = [other for other in state.operations if other is not record]
-        state.dirty = True
+        state.change("drop", [record["id"]])
         return outcome
 
     # -- Backend interface --
@@ -790,8 +1066,7 @@ class SimulatorBackend(Backend):
             if "result" in record:
                 self._collect(state, record)
                 return VDS_E_CANCEL_TOO_LATE
-            record["result"] = hresult_name(VDS_E_OPERATION_CANCELED)
-            record["finished_at"] = state.now
+            state.change("finish", record["id"], hresult_name(VDS_E_OPERATION_CANCELED), state.now, None)
             self._collect(state, record)
             return S_OK
 
@@ -821,16 +1096,13 @@ def _create_group(state: _State, sub: str, iqn: str, existing: bool) -> t.Tuple[
     target = state.objects.get(("target", sub, iqn))
     if target is None:
         return VDS_E_OBJECT_DELETED, None
-    groups = target.setdefault("groups", [])
+    groups = target.get("groups", [])
     cap = state.objects[("subsystem", sub)].get("max_groups_per_target", 0) or _MAX_TAG
     if groups and (existing or len(groups) >= cap):
         return VDS_S_ALREADY_EXISTS, groups[0]["tag"]
     used = {group["tag"] for group in groups}
     tag = next(candidate for candidate in range(1, _MAX_TAG + 1) if candidate not in used)
-    group: _Json = {"tag": tag, "portals": []}
-    groups.append(group)
-    groups.sort(key=lambda item: item["tag"])
-    state.objects[("group", sub, iqn, tag)] = group
+    state.change("create", sub, iqn, tag)
     return S_OK, tag
 
 
@@ -840,23 +1112,19 @@ def _delete_group(state: _State, sub: str, iqn: str, tag: int) -> int:
         return VDS_E_OBJECT_DELETED
     if group.get("portals"):
         return VDS_E_ASSOCIATED_PORTALS_EXIST
-    target = state.objects[("target", sub, iqn)]
-    target["groups"] = [other for other in target["groups"] if other is not group]
-    del state.objects[("group", sub, iqn, tag)]
+    state.change("delete", sub, iqn, tag)
     return S_OK
 
 
 def _set_status(state: _State, sub: str, address: str, status: str) -> int:
-    portal = state.objects.get(("portal", sub, address))
-    if portal is None:
+    if ("portal", sub, address) not in state.objects:
         return VDS_E_OBJECT_DELETED
-    portal["status"] = status
+    state.change("status", sub, address, status)
     return S_OK
 
 
 def _change_membership(state: _State, name: str, sub: str, iqn: str, tag: int, address: str) -> int:
-    group = state.objects.get(("group", sub, iqn, tag))
-    if group is None:
+    if ("group", sub, iqn, tag) not in state.objects:
         return VDS_E_OBJECT_DELETED
     if ("portal", sub, address) not in state.objects:
         return VDS_E_OBJECT_NOT_FOUND
@@ -865,9 +1133,9 @@ def _change_membership(state: _State, name: str, sub: str, iqn: str, tag: int, a
         # Already here or in another group of the target: VDS leaves this open; the simulator refuses.
         if holder is not None:
             return VDS_E_OBJECT_EXISTS
-        group.setdefault("portals", []).append(address)
+        state.change("add", sub, iqn, tag, address)
         return S_OK
     if holder != tag:
         return VDS_E_OBJECT_NOT_FOUND
-    group["portals"].remove(address)
+    state.change("remove", sub, iqn, tag, address)
     return S_OK

@@ -8,7 +8,6 @@ Nothing here imports Ansible: only the module edge turns these exceptions into `
 
 from __future__ import annotations
 
-import enum
 import typing as t
 
 
@@ -119,8 +118,12 @@ def hresult_name(value: int) -> str:
     return entry.name if entry else "0x%08X" % to_unsigned(value)
 
 
-class Handling(enum.Enum):
-    """What the executor does with a failed call or operation."""
+class Handling:
+    """What the executor does with a failed call or operation; compare with ``is``.
+
+    Plain constants rather than an Enum: every module execution defines this class again, and an Enum
+    costs several times more to define.
+    """
 
     RETRY = "retry"                  # busy or transient: back off and call again
     RECOVER_CACHE = "recover_cache"  # Reenumerate + Refresh the provider, then one retry
@@ -136,7 +139,7 @@ _HANDLING = {
 }
 
 
-def classify(value: int) -> Handling:
+def classify(value: int) -> str:
     return _HANDLING.get(to_unsigned(value), Handling.FAIL)
 
 
@@ -189,7 +192,7 @@ class HResultError(VdsError):
                          hresult_name=hresult_name(self.hresult), phase=phase, **details)
 
     @property
-    def handling(self) -> Handling:
+    def handling(self) -> str:
         return classify(self.hresult)
 
     def with_action(self, action: str) -> "HResultError":

@@ -9,7 +9,6 @@ and the tag, because VDS ids do not survive a service restart.
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import re
 import typing as t
@@ -44,20 +43,82 @@ def normalize_iqn(text: t.Any) -> str:
     return name
 
 
+class _Value:
+    """An immutable value: equal to another of its class with equal fields, hashable, picklable.
+
+    Defined by hand rather than as a frozen dataclass: every module execution defines these classes
+    again, and a dataclass costs several times more to define.
+    """
+
+    __slots__: t.Tuple[str, ...] = ()
+    _fields: t.Tuple[str, ...] = ()
+
+    def __init__(self, *values: t.Any) -> None:
+        for name, value in zip(self._fields, values):
+            object.__setattr__(self, name, value)
+
+    def _values(self) -> t.Tuple[t.Any, ...]:
+        return tuple(getattr(self, name) for name in self._fields)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._values() == t.cast(_Value, other)._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        fields = ", ".join("%s=%r" % (name, getattr(self, name)) for name in self._fields)
+        return "%s(%s)" % (type(self).__name__, fields)
+
+    def __setattr__(self, name: str, value: t.Any) -> None:
+        raise AttributeError("cannot assign to field %r of an immutable %s" % (name, type(self).__name__))
+
+    def __reduce__(self) -> t.Tuple[t.Any, ...]:
+        return type(self), self._values()
+
+
 def validate_tag(tag: t.Any, what: str = "tag") -> int:
     if isinstance(tag, bool) or not isinstance(tag, int) or not 1 <= tag <= 65535:
         raise ValidationError("%s %r is outside 1..65535" % (what, tag))
     return tag
 
 
-@dataclasses.dataclass(frozen=True, order=True)
-class PortalAddress:
+class PortalAddress(_Value):
     """An iSCSI portal endpoint, normalised so that equal endpoints compare equal."""
 
-    # Sorting by (family, packed address, port) gives a numeric, stable order.
-    sort_key: t.Tuple[int, bytes, int] = dataclasses.field(repr=False, compare=True)
-    ip: str = dataclasses.field(compare=False)
-    port: int = dataclasses.field(compare=False)
+    __slots__ = ("sort_key", "ip", "port")
+    _fields = ("ip", "port")
+
+    def __init__(self, sort_key: t.Tuple[int, bytes, int], ip: str, port: int) -> None:
+        # Sorting by (family, packed address, port) gives a numeric, stable order; ip and port follow from it.
+        object.__setattr__(self, "sort_key", sort_key)
+        object.__setattr__(self, "ip", ip)
+        object.__setattr__(self, "port", port)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not PortalAddress:
+            return NotImplemented
+        return self.sort_key == t.cast(PortalAddress, other).sort_key
+
+    def __hash__(self) -> int:
+        return hash(self.sort_key)
+
+    def __lt__(self, other: "PortalAddress") -> bool:
+        return self.sort_key < other.sort_key
+
+    def __le__(self, other: "PortalAddress") -> bool:
+        return self.sort_key <= other.sort_key
+
+    def __gt__(self, other: "PortalAddress") -> bool:
+        return self.sort_key > other.sort_key
+
+    def __ge__(self, other: "PortalAddress") -> bool:
+        return self.sort_key >= other.sort_key
+
+    def __reduce__(self) -> t.Tuple[t.Any, ...]:
+        return PortalAddress, (self.sort_key, self.ip, self.port)
 
     @classmethod
     def of(cls, ip: str, port: int = DEFAULT_PORT) -> "PortalAddress":
@@ -99,9 +160,13 @@ class PortalAddress:
         if "%" in host:
             raise ValidationError("portal %r: scoped IPv6 addresses (with %%zone) are not supported" % text)
         try:
-            return cls.of(host, port)
+            address = cls.of(host, port)
         except ValidationError:
             raise ValidationError("portal %r: %r is not an IPv4 or IPv6 address" % (text, host)) from None
+        if raw.startswith("[") and address.version == 4:
+            raise ValidationError("portal %r: brackets are for IPv6 addresses only; write an IPv4 portal as %s"
+                                  % (text, host if port_text is None else "%s:%s" % (host, port_text)))
+        return address
 
     @property
     def version(self) -> int:
@@ -129,29 +194,40 @@ def parse_portal_list(values: t.Iterable[t.Any], option: str = "portals") -> t.T
     return tuple(sorted(seen))
 
 
-@dataclasses.dataclass(frozen=True)
-class Portal:
+class Portal(_Value):
+    __slots__ = _fields = ("id", "address", "status")
     id: str
     address: PortalAddress
-    status: str = "online"
+    status: str
+
+    def __init__(self, id: str, address: PortalAddress, status: str = "online") -> None:
+        super().__init__(id, address, status)
 
 
-@dataclasses.dataclass(frozen=True)
-class PortalGroup:
+class PortalGroup(_Value):
+    __slots__ = _fields = ("id", "tag", "portals")
     id: str
     tag: int
-    portals: t.FrozenSet[PortalAddress] = frozenset()
+    portals: t.FrozenSet[PortalAddress]
+
+    def __init__(self, id: str, tag: int,
+                 portals: t.FrozenSet[PortalAddress] = frozenset()) -> None:
+        super().__init__(id, tag, portals)
 
     def sorted_portals(self) -> t.List[str]:
         return [str(address) for address in sorted(self.portals)]
 
 
-@dataclasses.dataclass(frozen=True)
-class Target:
+class Target(_Value):
+    __slots__ = _fields = ("id", "iqn", "alias", "groups")
     id: str
     iqn: str
-    alias: str = ""
-    groups: t.Tuple[PortalGroup, ...] = ()
+    alias: str
+    groups: t.Tuple[PortalGroup, ...]
+
+    def __init__(self, id: str, iqn: str, alias: str = "",
+                 groups: t.Tuple[PortalGroup, ...] = ()) -> None:
+        super().__init__(id, iqn, alias, groups)
 
     def group_by_tag(self, tag: int) -> PortalGroup | None:
         for group in self.groups:
@@ -169,20 +245,32 @@ class Target:
         return {group.tag: group.portals for group in self.groups}
 
 
-@dataclasses.dataclass(frozen=True)
-class Subsystem:
+class Subsystem(_Value):
+    _fields = ("id", "name", "portals", "targets", "portal_networks")
+    __slots__ = _fields + ("_by_address",)
     id: str
     name: str
-    portals: t.Tuple[Portal, ...] = ()
-    targets: t.Tuple[Target, ...] = ()
+    portals: t.Tuple[Portal, ...]
+    targets: t.Tuple[Target, ...]
     #: Providers whose portals are not a fixed list (LIO: any port of an address the host can bind) name
     #: the networks whose every address and port is a portal; VDS providers list their portals instead.
-    portal_networks: t.Tuple[IPNetwork, ...] = ()
+    portal_networks: t.Tuple[IPNetwork, ...]
+    _by_address: t.Dict[PortalAddress, Portal]
+
+    def __init__(self, id: str, name: str, portals: t.Tuple[Portal, ...] = (),
+                 targets: t.Tuple[Target, ...] = (), portal_networks: t.Tuple[IPNetwork, ...] = ()) -> None:
+        super().__init__(id, name, portals, targets, portal_networks)
 
     def portal(self, address: PortalAddress) -> Portal | None:
-        for portal in self.portals:
-            if portal.address == address:
-                return portal
+        try:
+            index = self._by_address
+        except AttributeError:
+            # Built at the first lookup: planning looks up every declared portal, so a scan would be quadratic.
+            index = {portal.address: portal for portal in self.portals}
+            object.__setattr__(self, "_by_address", index)
+        found = index.get(address)
+        if found is not None:
+            return found
         ip = ipaddress.ip_address(address.ip)
         if any(ip in network for network in self.portal_networks):
             return Portal(str(address), address)
@@ -195,9 +283,12 @@ class Subsystem:
         return None
 
 
-@dataclasses.dataclass(frozen=True)
-class Snapshot:
-    subsystems: t.Tuple[Subsystem, ...] = ()
+class Snapshot(_Value):
+    __slots__ = _fields = ("subsystems",)
+    subsystems: t.Tuple[Subsystem, ...]
+
+    def __init__(self, subsystems: t.Tuple[Subsystem, ...] = ()) -> None:
+        super().__init__(subsystems)
 
     def locate_target(self, iqn: str, subsystem: str | None = None) -> t.Tuple[Subsystem, Target]:
         """Find a target by IQN (narrowed by subsystem name); fail naming what exists."""
