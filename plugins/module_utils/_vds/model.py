@@ -128,7 +128,11 @@ class PortalAddress(_Value):
             raise ValidationError("portal %r: %r is not an IPv4 or IPv6 address" % (ip, ip)) from None
         if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
             raise ValidationError("portal %s: port %r is outside 1..65535" % (ip, port))
-        return cls((parsed.version, parsed.packed, port), str(parsed), port)
+        text = str(parsed)
+        if parsed.version == 6 and parsed.ipv4_mapped is not None:
+            # Written the way RFC 5952 recommends, which Python's own text of it became only in 3.13.
+            text = "::ffff:%s" % parsed.ipv4_mapped
+        return cls((parsed.version, parsed.packed, port), text, port)
 
     @classmethod
     def parse(cls, text: t.Any) -> "PortalAddress":
