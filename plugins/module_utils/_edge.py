@@ -19,7 +19,7 @@ from ansible_collections.storage.vds.plugins.module_utils._vds.errors import (
 if t.TYPE_CHECKING:  # pragma: no cover
     from ansible.module_utils.basic import AnsibleModule
 
-    from ansible_collections.storage.vds.plugins.module_utils._backends.base import Backend
+    from ansible_collections.storage.vds.plugins.module_utils._vds.provider import Backend
 
 BACKEND_ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
     "backend": {"type": "str", "required": True, "choices": ["simulator", "vds", "lio"]},

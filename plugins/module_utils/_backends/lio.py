@@ -24,7 +24,7 @@ import traceback
 import typing as t
 import warnings
 
-from ansible_collections.storage.vds.plugins.module_utils._backends.base import (
+from ansible_collections.storage.vds.plugins.module_utils._vds.provider import (
     Backend,
     Operation,
     OperationResult,

@@ -28,7 +28,7 @@ import os
 import time
 import typing as t
 
-from ansible_collections.storage.vds.plugins.module_utils._backends.base import (
+from ansible_collections.storage.vds.plugins.module_utils._vds.provider import (
     Backend,
     Operation,
     OperationResult,

@@ -22,7 +22,7 @@ from ansible_collections.storage.vds.plugins.module_utils._backends._vds_interop
     CSHARP_SOURCE,
     FACADE_TYPE,
 )
-from ansible_collections.storage.vds.plugins.module_utils._backends.base import (
+from ansible_collections.storage.vds.plugins.module_utils._vds.provider import (
     Backend,
     Operation,
     OperationResult,

@@ -46,7 +46,7 @@ from ansible_collections.storage.vds.plugins.module_utils._vds.plan import (
 from ansible_collections.storage.vds.plugins.module_utils._vds.wait import Clock, RetryPolicy, Sleep, Waiter
 
 if t.TYPE_CHECKING:  # pragma: no cover
-    from ansible_collections.storage.vds.plugins.module_utils._backends.base import Backend
+    from ansible_collections.storage.vds.plugins.module_utils._vds.provider import Backend
 
 
 @dataclasses.dataclass

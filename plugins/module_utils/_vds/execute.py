@@ -32,7 +32,7 @@ from ansible_collections.storage.vds.plugins.module_utils._vds.wait import Retry
 T = t.TypeVar("T")
 
 if t.TYPE_CHECKING:  # pragma: no cover
-    from ansible_collections.storage.vds.plugins.module_utils._backends.base import (
+    from ansible_collections.storage.vds.plugins.module_utils._vds.provider import (
         Backend,
         Operation,
         OperationResult,

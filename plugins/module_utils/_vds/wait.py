@@ -19,7 +19,7 @@ from ansible_collections.storage.vds.plugins.module_utils._vds.errors import (
 )
 
 if t.TYPE_CHECKING:  # pragma: no cover
-    from ansible_collections.storage.vds.plugins.module_utils._backends.base import (
+    from ansible_collections.storage.vds.plugins.module_utils._vds.provider import (
         Backend,
         Operation,
         OperationResult,

@@ -16,7 +16,7 @@ import re
 import typing as t
 import uuid
 
-from ansible_collections.storage.vds.plugins.module_utils._backends.base import Operation
+from ansible_collections.storage.vds.plugins.module_utils._vds.provider import Operation
 from ansible_collections.storage.vds.plugins.module_utils._backends.simulator import SimulatorBackend, read_state
 from ansible_collections.storage.vds.plugins.module_utils._vds.errors import (
     BY_NAME,

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.storage.vds.plugins.module_utils._backends import simulator
-from ansible_collections.storage.vds.plugins.module_utils._backends.base import Operation
+from ansible_collections.storage.vds.plugins.module_utils._vds.provider import Operation
 from ansible_collections.storage.vds.plugins.module_utils._backends.simulator import (
     OPERATION_RETENTION_S,
     STATE_VERSION,

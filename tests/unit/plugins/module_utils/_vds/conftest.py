@@ -26,7 +26,7 @@ import typing as t
 
 import pytest
 
-from ansible_collections.storage.vds.plugins.module_utils._backends.base import (
+from ansible_collections.storage.vds.plugins.module_utils._vds.provider import (
     Backend,
     Operation,
     OperationResult,

@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from ansible_collections.storage.vds.plugins.module_utils._backends.base import OperationResult
+from ansible_collections.storage.vds.plugins.module_utils._vds.provider import OperationResult
 from ansible_collections.storage.vds.plugins.module_utils._vds import errors
 from ansible_collections.storage.vds.plugins.module_utils._vds.errors import HResultError, VdsError, WaitTimeout
 from ansible_collections.storage.vds.plugins.module_utils._vds.execute import (

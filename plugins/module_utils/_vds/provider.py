@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # SPDX-License-Identifier: GPL-3.0-or-later
 # Copyright (c) storage.vds contributors
-"""The interface every backend implements.
+"""The interface every backend implements, owned by the engine that uses it: backends import it, and
+nothing in ``_vds`` imports a backend.
 
 A backend speaks VDS semantics with provider ids: the engine plans and orders the steps and calls the
 backend once per step. Every mutating call returns an :class:`Operation` (the counterpart of
