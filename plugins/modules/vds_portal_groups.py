@@ -399,8 +399,9 @@ summary:
   elements: str
   sample:
     - "check mode: nothing was changed; these are the steps a real run would take"
-    - "iqn.1991-05.com.microsoft:array-a-db group 1: 10.0.1.1:3260, 10.0.1.2:3260 [+10.0.1.2:3260, -10.0.1.3:3260]"
-    - "iqn.1991-05.com.microsoft:array-a-db group (new): 10.0.1.3:3260 [create the group, +10.0.1.3:3260]"
+    - "iqn.1991-05.com.microsoft:array-a-db group 1: 10.0.1.1:3260, 10.0.1.2:3260 [-10.0.1.4:3260, +10.0.1.2:3260]"
+    - "iqn.1991-05.com.microsoft:array-a-db group (new): 10.0.1.3:3260 [create the group, +10.0.1.3:3260 from group 1]"
+    - "iqn.1991-05.com.microsoft:array-a-db group 2: (none) [-10.0.1.5:3260, delete the group]"
 operations:
   description: How often the provider was busy (retries), had its cache recovered, was read again, or had a move
     rolled back.
