@@ -15,6 +15,9 @@ description:
     groups it must have; one execution reads the current state once per subsystem, plans every declared
     target and applies the plan through the Virtual Disk Service operations C(CreatePortalGroup),
     C(AddPortal), C(RemovePortal) and C(Delete), waiting on each asynchronous operation.
+  - O(groups) declares the same one group per entry, each entry naming its target, as the role
+    C(storage.vds.portal_groups) takes them. The module gathers the entries of each target itself, and its
+    messages name each entry as the list was written (O(groups_label)).
   - A declared group is found by its O(config[].groups[].tag). Without a tag it is the group that holds the
     most of its declared portals (ties go to the lowest tag), among the groups no other declaration of the
     target has taken; when no such group holds any of them a new group is created and the provider assigns
@@ -31,6 +34,7 @@ description:
     names each portal left in no group, with the group it was in.
   - Every input is validated before anything is read or changed. Failures say which entry and which value
     is wrong, and a failure after some steps took effect lists them in RV(steps_done).
+  - RV(summary) tells in a few lines what the run did, or in check mode what a real run would do.
 author:
   - storage.vds maintainers (@storage-vds)
 extends_documentation_fragment:
@@ -48,8 +52,10 @@ options:
   config:
     description:
       - The targets and the portal groups each must have.
-      - Required, and must list at least one target, except with O(state=gathered), where it only narrows
-        which targets are reported (their O(config[].groups) are ignored).
+      - This option or O(groups) is required, and must list at least one target, except with
+        O(state=gathered), where it only narrows which targets are reported (their O(config[].groups) are
+        ignored).
+      - Mutually exclusive with O(groups).
     type: list
     elements: dict
     suboptions:
@@ -96,9 +102,69 @@ options:
             description:
               - Whether the group holds exactly O(config[].groups[].portals) (V(true)) or gains them and keeps
                 its other portals (V(false)).
-              - Unset, it follows O(state). V(false) with V(merged), V(true) with V(replaced) and
-                V(overridden). Ignored with O(state=deleted).
+              - Unset, it follows O(purge_portals), and when that is unset too, O(state). V(false) with
+                V(merged), V(true) with V(replaced) and V(overridden). Ignored with O(state=deleted).
             type: bool
+  groups:
+    description:
+      - The portal groups the targets must have, one group per entry, each entry naming its target. It
+        declares what O(config) declares, written as the role C(storage.vds.portal_groups) takes its variable
+        C(portal_groups_desired), which the role passes as it is.
+      - The entries are gathered per target, the target's name compared case-insensitively and the subsystem
+        exactly, each target's groups in the order they are listed. Each target is then planned as a whole,
+        as with O(config). Two entries must not name the same tag of a target, and a portal may be listed in
+        only one group of a target.
+      - Messages name each entry by its place in the list, as O(groups_label) says (C(groups[3])).
+      - This option or O(config) is required, and must list at least one group, except with
+        O(state=gathered), where only the targets of the entries count (they narrow which targets are
+        reported).
+      - Mutually exclusive with O(config).
+    type: list
+    elements: dict
+    suboptions:
+      target:
+        description:
+          - iSCSI name of the target (C(iqn.), C(eui.) or C(naa.)); compared case-insensitively.
+        type: str
+        required: true
+      subsystem:
+        description:
+          - Name of the storage subsystem holding the target, as in O(config[].subsystem). Entries of one target
+            that name different subsystems (or one names none) declare different targets.
+        type: str
+      tag:
+        description:
+          - Tag of the portal group, as O(config[].groups[].tag) says, including what each backend does with a
+            tag that does not exist.
+        type: int
+      portals:
+        description:
+          - Portals of the group, as in O(config[].groups[].portals).
+        type: list
+        elements: str
+        default: []
+      purge_portals:
+        description:
+          - As O(config[].groups[].purge_portals).
+        type: bool
+  groups_label:
+    description:
+      - How messages name O(groups). With V(portal_groups_desired), the fourth entry is named
+        C(portal_groups_desired[3]); the role C(storage.vds.portal_groups) sets it so, so that its messages
+        name what the user wrote.
+      - Unset, messages name the option, C(groups[3]).
+      - Only valid with O(groups).
+    type: str
+  purge_portals:
+    description:
+      - What each declared group that does not set its own O(config[].groups[].purge_portals) or
+        O(groups[].purge_portals) does with the portals it holds and does not list. V(true), it holds exactly
+        its portals; V(false), it keeps them.
+      - Unset, it follows O(state). V(false) with V(merged), V(true) with V(replaced) and V(overridden).
+      - Ignored with O(state=deleted) and O(state=gathered).
+      - The role C(storage.vds.portal_groups) sets V(false), so that with O(state=overridden) its entries
+        still keep the portals they do not list unless they say otherwise.
+    type: bool
   state:
     description:
       - V(merged) adds the declared portals to the declared groups (creating groups as needed); nothing is
@@ -187,6 +253,27 @@ EXAMPLES = r"""
       - target: iqn.1991-05.com.microsoft:array-a-web
         groups:
           - portals: [10.0.1.1]
+
+- name: One group per entry, as the role takes them; messages name the entries desired[0], desired[1], ...
+  storage.vds.vds_portal_groups:
+    backend: simulator
+    simulator_state: /var/lib/vds-sim/array-a.json
+    state: overridden
+    groups_label: desired
+    groups:
+      - target: iqn.1991-05.com.microsoft:array-a-db
+        tag: 1
+        portals: [10.0.1.1, 10.0.1.2]
+      - target: iqn.1991-05.com.microsoft:array-a-web
+        portals: [10.0.1.1]
+      # Gathered with desired[0]: the database target has two groups.
+      - target: IQN.1991-05.com.microsoft:array-a-db
+        portals: ["10.0.1.3", "[fd00:a::10]:3260"]
+  register: applied
+
+- name: Show what changed
+  ansible.builtin.debug:
+    var: applied.summary
 
 - name: Add portals, removing nothing
   storage.vds.vds_portal_groups:
@@ -295,6 +382,26 @@ rendered:
   sample:
     - {action: remove_portal, target: "iqn.1991-05.com.microsoft:array-a-db", subsystem: array-a, tag: 1,
        portal: "10.0.1.3:3260"}
+summary:
+  description:
+    - The run in a few lines.
+    - In check mode, first a line saying that nothing was changed and that the lines after it are the steps a
+      real run would take, then one line per group of each declared target, the groups to be deleted last. Each line holds the target,
+      the tag (C((new)) for a group still to be created), the portals (C((none)) for a group to be deleted),
+      and in brackets what a real run would do to the group. C(create the group), C(+P) adds portal P, C(-P)
+      removes it, C(+P from group N) moves it here from group N of the target, C(delete the group), or
+      C(unchanged).
+    - After a real change, one line per declared target with the number of steps taken, then one line per
+      group with its portals as they now are.
+    - Empty after a real run that changed nothing.
+  returned: when O(state) is V(merged), V(replaced), V(overridden) or V(deleted)
+  type: list
+  elements: str
+  sample:
+    - "check mode: nothing was changed; these are the steps a real run would take"
+    - "iqn.1991-05.com.microsoft:array-a-db group 1: 10.0.1.1:3260, 10.0.1.2:3260 [-10.0.1.4:3260, +10.0.1.2:3260]"
+    - "iqn.1991-05.com.microsoft:array-a-db group (new): 10.0.1.3:3260 [create the group, +10.0.1.3:3260 from group 1]"
+    - "iqn.1991-05.com.microsoft:array-a-db group 2: (none) [-10.0.1.5:3260, delete the group]"
 operations:
   description: How often the provider was busy (retries), had its cache recovered, was read again, or had a move
     rolled back.
@@ -342,6 +449,11 @@ from ansible_collections.storage.vds.plugins.module_utils._vds.config import (
 from ansible_collections.storage.vds.plugins.module_utils._vds.tasks import portal_groups
 
 _GROUP = {"type": "list", "elements": "dict", "default": []}
+_DECLARED_GROUP = {
+    "tag": {"type": "int"},
+    "portals": {"type": "list", "elements": "str", "default": []},
+    "purge_portals": {"type": "bool"},
+}
 
 
 def main() -> None:
@@ -350,12 +462,12 @@ def main() -> None:
             config={"type": "list", "elements": "dict", "options": {
                 "target": {"type": "str", "required": True},
                 "subsystem": {"type": "str"},
-                "groups": dict(_GROUP, options={
-                    "tag": {"type": "int"},
-                    "portals": {"type": "list", "elements": "str", "default": []},
-                    "purge_portals": {"type": "bool"},
-                }),
+                "groups": dict(_GROUP, options=_DECLARED_GROUP),
             }},
+            groups={"type": "list", "elements": "dict", "options": dict(
+                _DECLARED_GROUP, target={"type": "str", "required": True}, subsystem={"type": "str"})},
+            groups_label={"type": "str"},
+            purge_portals={"type": "bool"},
             state={"type": "str", "choices": list(STATES), "default": MERGED},
             running_config={"type": "list", "elements": "dict", "options": {
                 "target": {"type": "str", "required": True},
@@ -367,7 +479,10 @@ def main() -> None:
             }},
             render_as={"type": "str", "choices": list(CHANGING_STATES), "default": MERGED},
         ),
-        required_if=BACKEND_REQUIRED_IF + [("state", state, ["config"]) for state in CHANGING_STATES + (RENDERED,)],
+        required_if=BACKEND_REQUIRED_IF + [("state", state, ["config", "groups"], True)
+                                           for state in CHANGING_STATES + (RENDERED,)],
+        mutually_exclusive=[("config", "groups")],
+        required_by={"groups_label": "groups"},
         supports_check_mode=True,
     )
     run_module(module, portal_groups)

@@ -3,11 +3,12 @@
 # Copyright (c) storage.vds contributors
 """The resource module's declarations: every declared group of every declared target, planned jointly.
 
-``config`` is parsed and validated before anything is read; each entry becomes a
-:class:`TargetDeclaration` that the engine converges with the other modules' declarations, in its one
-loop. Planning a target (:func:`plan_target`) is pure; it maps every declared group onto a group (tag,
-else membership, else a new group) and orders the steps so that no step puts a portal in two groups of
-one target and a portal that only moves is out of every group for one step at most.
+``config`` (or ``groups``, the same declaration written one group per entry, as the role writes it) is
+parsed and validated before anything is read; each target becomes a :class:`TargetDeclaration` that the
+engine converges with the other modules' declarations, in its one loop. Planning a target
+(:func:`plan_target`) is pure; it maps every declared group onto a group (tag, else membership, else a new
+group) and orders the steps so that no step puts a portal in two groups of one target and a portal that only
+moves is out of every group for one step at most.
 """
 
 from __future__ import annotations
@@ -75,12 +76,26 @@ class GroupSpec:
 
 @dataclasses.dataclass(frozen=True)
 class TargetSpec:
-    """One entry of ``config``: a target and the groups declared for it."""
+    """One entry of ``config`` (or the entries of ``groups`` naming one target): a target and its groups."""
 
     target: str
     subsystem: str | None = None
     groups: t.Tuple[GroupSpec, ...] = ()
     where: str = "config"             # names the entry in messages: config[2]
+    #: How messages name each group when the groups come one per entry of a list (portal_groups_desired[3]);
+    #: empty: by their place in the entry ``where`` names (config[2].groups[1]).
+    group_names: t.Tuple[str, ...] = ()
+
+    def group_name(self, index: int) -> str:
+        """How messages name the declared group at ``index``."""
+        return self.group_names[index] if self.group_names else "%s.groups[%d]" % (self.where, index)
+
+    def pair(self, first: int, second: int) -> t.Tuple[str, str, str]:
+        """How a message about two declared groups starts and names them: ``("config[2]: ", "groups[0]",
+        "groups[1]")``, or ``("", "portal_groups_desired[1]", "portal_groups_desired[4]")``."""
+        if self.group_names:
+            return "", self.group_names[first], self.group_names[second]
+        return "%s: " % self.where, "groups[%d]" % first, "groups[%d]" % second
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,15 +116,29 @@ class TargetPlan:
 # --- input ---------------------------------------------------------------------------------------
 
 
-def parse_config(entries: t.Sequence[Params] | None, state: str) -> t.Tuple[TargetSpec, ...]:
-    """Validate ``config`` before anything is read or touched; name the offending entry and value."""
+def parse_declaration(params: Params, state: str) -> t.Tuple[TargetSpec, ...]:
+    """The declared targets, from ``config`` or from ``groups``, validated before anything is read or touched.
+
+    ``purge_portals`` is what a group that does not set its own does (None: as ``state`` says)."""
+    purge = params.get("purge_portals")
+    if params.get("groups") is not None:
+        return parse_group_list(params["groups"], state, params.get("groups_label") or "groups", purge)
+    return parse_config(params.get("config"), state, purge)
+
+
+def parse_config(entries: t.Sequence[Params] | None, state: str,
+                 purge: bool | None = None) -> t.Tuple[TargetSpec, ...]:
+    """Validate ``config``; name the offending entry and value."""
     specs: t.List[TargetSpec] = []
     seen: dict[tuple[str, str | None], str] = {}
     for index, entry in enumerate(entries or ()):
         where = "config[%d]" % index
         spec = TargetSpec(_iqn(entry.get("target"), where), entry.get("subsystem"), (), where)
         if state != GATHERED:
-            spec = dataclasses.replace(spec, groups=_parse_groups(entry.get("groups") or (), where))
+            groups = entry.get("groups") or ()
+            spec = dataclasses.replace(spec, groups=tuple(
+                _parse_group(group, spec.group_name(position), purge) for position, group in enumerate(groups)))
+            _refuse_overlaps(spec)
         key = (spec.target, spec.subsystem)
         if key in seen:
             raise ValidationError("%s and %s both declare target %s%s: declare each target once, with all its "
@@ -121,6 +150,29 @@ def parse_config(entries: t.Sequence[Params] | None, state: str) -> t.Tuple[Targ
     return tuple(specs)
 
 
+def parse_group_list(entries: t.Sequence[Params] | None, state: str, label: str = "groups",
+                     purge: bool | None = None) -> t.Tuple[TargetSpec, ...]:
+    """Validate ``groups``, one group per entry, and gather the entries per target: the target's name compared
+    case-insensitively and its subsystem exactly, targets and their groups in the order they are first listed.
+    Messages name each entry ``label[index]``, as the user wrote it."""
+    names: dict[tuple[str, str | None], t.List[str]] = {}
+    groups: dict[tuple[str, str | None], t.List[GroupSpec]] = {}
+    for index, entry in enumerate(entries or ()):
+        name = "%s[%d]" % (label, index)
+        key = (_iqn(entry.get("target"), name), entry.get("subsystem"))
+        names.setdefault(key, []).append(name)
+        if state != GATHERED:
+            groups.setdefault(key, []).append(_parse_group(entry, name, purge))
+    if not names and state != GATHERED:
+        raise ValidationError("%s is empty: state=%s needs at least one group" % (label, state))
+    specs = []
+    for (iqn, subsystem), listed in names.items():
+        spec = TargetSpec(iqn, subsystem, tuple(groups.get((iqn, subsystem), ())), listed[0], tuple(listed))
+        _refuse_overlaps(spec)
+        specs.append(spec)
+    return tuple(specs)
+
+
 def _iqn(value: t.Any, where: str) -> str:
     try:
         return normalize_iqn(value)
@@ -128,32 +180,36 @@ def _iqn(value: t.Any, where: str) -> str:
         raise ValidationError("%s: %s" % (where, error)) from None
 
 
-def _parse_groups(groups: t.Sequence[Params], where: str) -> t.Tuple[GroupSpec, ...]:
-    parsed: t.List[GroupSpec] = []
+def _parse_group(group: Params, place: str, purge: bool | None) -> GroupSpec:
+    """One declared group on its own; ``place`` names it in messages."""
+    tag = None if group.get("tag") is None else validate_tag(group["tag"], place + ".tag")
+    try:
+        portals = parse_portal_list(group.get("portals") or (), place + ".portals")
+    except ValidationError as error:
+        raise ValidationError("%s: %s" % (place, error)) from None
+    if tag is None and not portals:
+        raise ValidationError("%s: give tag or at least one portal: without a tag a portal group is found by "
+                              "the portals it holds" % place)
+    own = group.get("purge_portals")
+    return GroupSpec(tag, portals, purge if own is None else own)
+
+
+def _refuse_overlaps(spec: TargetSpec) -> None:
+    """Two groups of one target may share neither a tag nor a portal."""
     tags: dict[int, int] = {}
     holders: dict[PortalAddress, int] = {}
-    for index, group in enumerate(groups):
-        place = "%s.groups[%d]" % (where, index)
-        tag = None if group.get("tag") is None else validate_tag(group["tag"], place + ".tag")
-        try:
-            portals = parse_portal_list(group.get("portals") or (), place + ".portals")
-        except ValidationError as error:
-            raise ValidationError("%s: %s" % (place, error)) from None
-        if tag is None and not portals:
-            raise ValidationError("%s: give tag or at least one portal: without a tag a portal group is found by "
-                                  "the portals it holds" % place)
-        if tag is not None:
-            if tag in tags:
-                raise ValidationError("%s: groups[%d] and groups[%d] both declare tag %d; declare each group once"
-                                      % (where, tags[tag], index, tag))
-            tags[tag] = index
-        for address in portals:
+    for index, group in enumerate(spec.groups):
+        if group.tag is not None:
+            if group.tag in tags:
+                raise ValidationError("%s%s and %s both declare tag %d; declare each group once"
+                                      % (spec.pair(tags[group.tag], index) + (group.tag,)))
+            tags[group.tag] = index
+        for address in group.portals:
             if address in holders:
-                raise ValidationError("%s: portal %s is declared in groups[%d] and groups[%d]; a portal belongs to at "
-                                      "most one group of a target" % (where, address, holders[address], index))
+                start, first, second = spec.pair(holders[address], index)
+                raise ValidationError("%sportal %s is declared in %s and %s; a portal belongs to at most one group "
+                                      "of a target" % (start, address, first, second))
             holders[address] = index
-        parsed.append(GroupSpec(tag, portals, group.get("purge_portals")))
-    return tuple(parsed)
 
 
 def parse_running_config(entries: t.Sequence[Params] | None) -> Snapshot:
@@ -223,8 +279,12 @@ def plan_target(subsystem: Subsystem, target: Target, spec: TargetSpec, state: s
         # A provider whose portals are not all listed (LIO: any port of the host's addresses) knows more.
         wanted = [frozenset([index.get(address.sort_key) or (address if subsystem.portal(address) else None)
                              for address in group.portals]) for group in spec.groups]
-        if any(None in portals for portals in wanted):  # a declared portal the subsystem does not have
-            require_known_portals(subsystem, [address for group in spec.groups for address in group.portals])
+        for position, portals in enumerate(wanted):
+            if None in portals:  # a declared portal the subsystem does not have
+                try:
+                    require_known_portals(subsystem, spec.groups[position].portals)
+                except NotFoundError as error:
+                    raise NotFoundError("%s: %s" % (spec.group_name(position), error), **error.details) from None
     current = {group.tag: group.portals for group in target.groups}
     keys = _resolve(target, current, spec, wanted, state, assigns_tags)
     final = _final(current, spec, keys, wanted, state)
@@ -273,7 +333,7 @@ def _resolve(target: Target, current: dict[int, t.FrozenSet[PortalAddress]], spe
             claimed.add(group.tag)
         elif state != DELETED:
             if assigns_tags:
-                raise missing_tag_error(target, group.tag)
+                raise IdentityError("%s: %s" % (spec.group_name(position), missing_tag_error(target, group.tag)))
             keys[position] = group.tag
     holder: dict[PortalAddress, int] | None = None
     new_key = -1
@@ -289,9 +349,9 @@ def _resolve(target: Target, current: dict[int, t.FrozenSet[PortalAddress]], spe
                 counts[tag] = counts.get(tag, 0) + 1
         if state == DELETED and len(counts) > 1:
             # Deleting one would leave the others for the next run: not idempotent, so ask which.
-            raise IdentityError("%s.groups[%d]: portals %s are spread over groups %s of %s: give tag to say which "
-                                "group to delete" % (spec.where, position, ", ".join(map(str, group.portals)),
-                                                     ", ".join(map(str, sorted(counts))), target.iqn))
+            raise IdentityError("%s: portals %s are spread over groups %s of %s: give tag to say which group to "
+                                "delete" % (spec.group_name(position), ", ".join(map(str, group.portals)),
+                                            ", ".join(map(str, sorted(counts))), target.iqn))
         if counts:
             best = min(counts, key=lambda tag: (-counts[tag], tag))
             keys[position] = best
@@ -353,12 +413,75 @@ def _step_view(step: StepView, subsystem: str) -> StepView:
     return dict(step, subsystem=subsystem)
 
 
+#: The first line of the summary of a check-mode run.
+CHECK_MODE_SUMMARY = "check mode: nothing was changed; these are the steps a real run would take"
+
+
+def summary(before: t.Sequence[dict[str, t.Any]], after: t.Sequence[dict[str, t.Any]],
+            steps: t.Sequence[t.Sequence[StepView]], check_mode: bool) -> t.List[str]:
+    """The run in lines a person reads; ``before``, ``after`` and ``steps``: one entry per declared target.
+
+    In check mode, :data:`CHECK_MODE_SUMMARY`, then a line per group of each target: its target, tag (``(new)``
+    for a group still to be created), portals, and what a real run would do to it (``+P`` adds portal P,
+    ``-P`` removes it, ``+P from group N`` moves it from group N; ``unchanged``). After a real change, a
+    line per target with the number of steps taken, then a line per group as it now is. A real run that
+    changed nothing has nothing to say."""
+    if check_mode:
+        lines = [CHECK_MODE_SUMMARY]
+        for old, new, planned in zip(before, after, steps):
+            lines.extend(_planned_lines(old, new, planned))
+        return lines
+    if not any(steps):
+        return []
+    lines = []
+    for new, taken in zip(after, steps):
+        lines.append("%s: %d steps" % (new["target"], len(taken)))
+        lines.extend("%s group %s: %s" % (new["target"], group["tag"], _portals_text(group["portals"]))
+                     for group in new["groups"])
+    return lines
+
+
+def _planned_lines(before: dict[str, t.Any], after: dict[str, t.Any], steps: t.Sequence[StepView]) -> t.List[str]:
+    """One target's groups in check mode, each with the steps a real run would take on it; the groups it would
+    delete come last. A move shows on the group the portal goes to."""
+    moved = {step["portal"] for step in steps if "from_tag" in step}
+    kept = {group["tag"] for group in after["groups"]}
+    deleted = [{"tag": group["tag"], "portals": []} for group in before["groups"] if group["tag"] not in kept]
+    lines = []
+    created = 0
+    for group in after["groups"] + deleted:
+        if group["tag"] is None:  # the groups still to be created come in the order they are created
+            created += 1
+            mine = [step for step in steps if step.get("new_group") == created]
+        else:
+            mine = [step for step in steps if step["tag"] == group["tag"]]
+        done = [text for text in (_step_text(step, moved) for step in mine) if text]
+        lines.append("%s group %s: %s [%s]" % (after["target"], "(new)" if group["tag"] is None else group["tag"],
+                                               _portals_text(group["portals"]), ", ".join(done) or "unchanged"))
+    return lines
+
+
+def _step_text(step: StepView, moved: t.Collection[str]) -> str:
+    """A step as the summary writes it; the remove half of a move is written on the add half."""
+    if step["action"] == CREATE_GROUP:
+        return "create the group"
+    if step["action"] == DELETE_GROUP:
+        return "delete the group"
+    if step["action"] == ADD_PORTAL:
+        return "+%s%s" % (step["portal"], " from group %d" % step["from_tag"] if "from_tag" in step else "")
+    return "" if step["portal"] in moved else "-%s" % step["portal"]
+
+
+def _portals_text(portals: t.Sequence[str]) -> str:
+    return ", ".join(portals) or "(none)"
+
+
 # --- what the engine converges ------------------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True)
 class TargetDeclaration:
-    """One entry of ``config`` in one state: the engine reads, plans through it and executes."""
+    """One declared target in one state: the engine reads, plans through it and executes."""
 
     spec: TargetSpec
     state: str
@@ -394,12 +517,12 @@ class TargetDeclaration:
         index = plan.created[made]
         for other, group in enumerate(self.spec.groups):
             if group.tag == tag:
+                start, _made, declared = self.spec.pair(index, other)
                 raise IdentityError(
-                    "%s: the provider allows no more portal groups on %s: CreatePortalGroup answered "
-                    "VDS_S_ALREADY_EXISTS and returned existing group %d, which groups[%d] declares already; "
-                    "declare no more groups than the provider allows" % (self.where, self.target, tag, other))
-        return (dataclasses.replace(self, spec=_with_tag(self.spec, index, tag)),
-                "%s.groups[%d]" % (self.where, index))
+                    "%sthe provider allows no more portal groups on %s: CreatePortalGroup answered "
+                    "VDS_S_ALREADY_EXISTS and returned existing group %d, which %s declares already; "
+                    "declare no more groups than the provider allows" % (start, self.target, tag, declared))
+        return dataclasses.replace(self, spec=_with_tag(self.spec, index, tag)), self.spec.group_name(index)
 
 
 def _with_tag(spec: TargetSpec, index: int, tag: int) -> TargetSpec:
@@ -413,11 +536,11 @@ def _with_tag(spec: TargetSpec, index: int, tag: int) -> TargetSpec:
 
 def resource(engine: Engine, params: Params, diff: bool = False) -> Result:
     """``vds_portal_groups`` with every state but ``rendered``: converge every declared target through the
-    engine and report (with ``diff``: the diff too)."""
+    engine and report, with a summary (with ``diff``: the diff too)."""
     state = params["state"]
     if params.get("running_config") is not None:
         raise ValidationError("running_config is used only with state=rendered")
-    specs = parse_config(params.get("config"), state)
+    specs = parse_declaration(params, state)
     if state == GATHERED:
         return {"changed": False, "gathered": gather(engine, specs), "operations": engine.stats.as_dict()}
     outcomes = engine.converge([TargetDeclaration(spec, state) for spec in specs])
@@ -425,6 +548,7 @@ def resource(engine: Engine, params: Params, diff: bool = False) -> Result:
     after = [target_view(outcome.target, _subsystem_name(outcome), outcome.after) for outcome in outcomes]
     steps = [step for outcome in outcomes for step in outcome.steps]
     result = {"changed": bool(steps), "before": before, "after": after, "steps": steps,
+              "summary": summary(before, after, [outcome.steps for outcome in outcomes], engine.check_mode),
               "operations": engine.stats.as_dict(),
               "warnings": [warning for outcome in outcomes for warning in outcome.warnings]}
     if diff:
@@ -455,7 +579,7 @@ def render(params: Params, assigns_tags: bool = True) -> Result:
     """``state=rendered``: plan ``config`` against ``running_config`` offline; no provider is contacted.
     ``assigns_tags``: whether the provider the plan is for assigns the tags of new groups (VDS does)."""
     mode = params.get("render_as") or MERGED
-    specs = parse_config(params.get("config"), RENDERED)
+    specs = parse_declaration(params, RENDERED)
     snapshot = parse_running_config(params.get("running_config"))
     index = index_portals(address for subsystem in snapshot.subsystems for target in subsystem.targets
                           for group in target.groups for address in group.portals)

@@ -196,17 +196,17 @@ def test_deleting_by_membership_skips_groups_other_declarations_claimed():
     assert notation(planned.steps) == ["-.1@1", "-.2@1", "-.3@2", "delete 1", "delete 2"]
 
 
-def test_a_missing_tag_fails_as_the_single_group_module_does():
+def test_a_missing_tag_fails_as_the_single_group_module_does_naming_the_group():
     with pytest.raises(IdentityError) as raised:
         plan("replaced", START, group(1, ".1"), group(9, ".4"))
-    assert str(raised.value) == str(missing_tag_error(make_target(START), 9))
+    assert str(raised.value) == "config.groups[1]: %s" % missing_tag_error(make_target(START), 9)
     assert "existing tags: 1, 2" in str(raised.value)
 
 
-def test_an_unknown_portal_fails_naming_it_and_the_known_ones():
+def test_an_unknown_portal_fails_naming_it_the_known_ones_and_the_group():
     with pytest.raises(NotFoundError) as raised:
-        plan("merged", START, group(1, "10.9.9.9"))
-    assert "portal 10.9.9.9:3260 is not a portal of subsystem array-a" in str(raised.value)
+        plan("merged", START, group(1, ".1"), group(None, ".5", "10.9.9.9"))
+    assert str(raised.value).startswith("config.groups[1]: portal 10.9.9.9:3260 is not a portal of subsystem array-a")
     assert "known portals: 10.0.0.1:3260" in str(raised.value)
 
 
@@ -254,6 +254,112 @@ def test_config_is_normalised():
 def test_gathered_needs_no_config_and_ignores_groups():
     assert config.parse_config(None, "gathered") == ()
     assert config.parse_config([entry({"portals": []})], "gathered")[0].groups == ()
+
+
+# --- groups: the same declaration, one group per entry -----------------------------------------------
+
+OTHER = "iqn.1991-05.com.microsoft:array-a-t2"
+
+
+def flat(target: str = IQN, **fields: t.Any) -> dict[str, t.Any]:
+    return dict(fields, target=target)
+
+
+GATHERING = [
+    ("entries of one target are gathered in list order, the name compared case-insensitively",
+     [flat(tag=1, portals=["10.0.0.1"]), flat(OTHER, portals=["10.0.0.2"]), flat(IQN.upper(), portals=["10.0.0.3"])],
+     [(IQN, None, [(1, ".1"), (None, ".3")], ["d[0]", "d[2]"]), (OTHER, None, [(None, ".2")], ["d[1]"])]),
+    ("a target first listed later comes later",
+     [flat(OTHER, portals=["10.0.0.2"]), flat(tag=2), flat(OTHER, tag=3)],
+     [(OTHER, None, [(None, ".2"), (3, None)], ["d[0]", "d[2]"]), (IQN, None, [(2, None)], ["d[1]"])]),
+    ("the subsystem is compared exactly: another subsystem, or none, is another target",
+     [flat(subsystem="array-a", tag=1), flat(tag=2), flat(subsystem="array-a", tag=3), flat(subsystem="A", tag=4)],
+     [(IQN, "array-a", [(1, None), (3, None)], ["d[0]", "d[2]"]), (IQN, None, [(2, None)], ["d[1]"]),
+      (IQN, "A", [(4, None)], ["d[3]"])]),
+]
+
+
+@pytest.mark.parametrize("entries, expected", [case[1:] for case in GATHERING], ids=[case[0] for case in GATHERING])
+def test_groups_are_gathered_per_target(entries, expected):
+    specs = config.parse_group_list(entries, "merged", "d")
+    assert [(spec.target, spec.subsystem, [(g.tag, short(g.portals[0]) if g.portals else None) for g in spec.groups],
+             list(spec.group_names)) for spec in specs] == [tuple(case) for case in expected]
+    # a target is named by its first entry; each group by its own
+    assert [spec.where for spec in specs] == [names[0] for *_rest, names in expected]
+
+
+def test_groups_declare_what_config_declares():
+    entries = [flat(tag=1, portals=["10.0.0.2", "[FD00::1]:3260"], purge_portals=True),
+               flat(OTHER, portals=["10.0.0.3"]), flat(IQN.upper(), portals=["10.0.0.4"])]
+    grouped = [entry({"tag": 1, "portals": ["10.0.0.2", "[FD00::1]:3260"], "purge_portals": True},
+                     {"portals": ["10.0.0.4"]}),
+               entry({"portals": ["10.0.0.3"]}, target=OTHER)]
+    from_groups = config.parse_group_list(entries, "replaced")
+    from_config = config.parse_config(grouped, "replaced")
+    assert [(spec.target, spec.subsystem, spec.groups) for spec in from_groups] == [
+        (spec.target, spec.subsystem, spec.groups) for spec in from_config]
+
+
+@pytest.mark.parametrize("default, own, purge", [
+    (None, None, None), (None, True, True), (False, None, False), (False, True, True), (True, False, False),
+])
+def test_a_group_without_purge_portals_takes_the_module_default(default, own, purge):
+    fields = {"portals": ["10.0.0.1"]} if own is None else {"portals": ["10.0.0.1"], "purge_portals": own}
+    declared = {"groups": [flat(**fields)], "purge_portals": default}
+    assert config.parse_declaration(declared, "overridden")[0].groups[0].purge is purge
+    in_config = {"config": [entry(fields)], "purge_portals": default}
+    assert config.parse_declaration(in_config, "overridden")[0].groups[0].purge is purge
+
+
+def test_gathered_takes_only_the_targets_of_groups():
+    specs = config.parse_group_list([flat(portals=[]), flat(OTHER, tag=0), flat(IQN.upper())], "gathered", "d")
+    assert [(spec.target, spec.groups) for spec in specs] == [(IQN, ()), (OTHER, ())]
+    assert config.parse_group_list([], "gathered") == ()
+
+
+@pytest.mark.parametrize("entries, message", [
+    ([flat(tag=1), flat("iqn.bad", tag=2)], "desired[1]: target 'iqn.bad' is not an iSCSI name"),
+    ([flat(tag=1), flat(OTHER, tag=1), flat(tag=0)], "desired[2].tag 0 is outside 1..65535"),
+    ([flat(portals=["10.0.0.1"]), flat(portals=["10.0.0.300"])], "desired[1]: portal '10.0.0.300'"),
+    ([flat(tag=1), flat(portals=[])], "desired[1]: give tag or at least one portal"),
+    ([flat(tag=1), flat(OTHER, tag=1), flat(IQN.upper(), tag=1, portals=["10.0.0.2"])],
+     "desired[0] and desired[2] both declare tag 1; declare each group once"),
+    ([flat(tag=1, portals=["10.0.0.1"]), flat(OTHER, portals=["10.0.0.1"]), flat(portals=["10.0.0.1:3260"])],
+     "portal 10.0.0.1:3260 is declared in desired[0] and desired[2]; a portal belongs to at most one group"),
+    ([], "desired is empty: state=merged needs at least one group"),
+])
+def test_bad_groups_are_refused_naming_the_entry_as_written(entries, message):
+    with pytest.raises(ValidationError) as raised:
+        config.parse_group_list(entries, "merged", "desired")
+    assert str(raised.value).startswith(message)
+
+
+@pytest.mark.parametrize("state, current, entries, error, message", [
+    ("merged", START, [flat(tag=1, portals=["10.0.0.1"]), flat(tag=9, portals=["10.0.0.4"])], IdentityError,
+     "desired[1]: portal group with tag 9 does not exist on target %s" % IQN),
+    ("merged", START, [flat(OTHER, tag=1), flat(tag=1), flat(portals=["10.0.0.4", "10.9.9.9"])], NotFoundError,
+     "desired[2]: portal 10.9.9.9:3260 is not a portal of subsystem array-a"),
+    ("deleted", {1: [".1", ".2"], 2: [".3"]}, [flat(OTHER, tag=1), flat(portals=["10.0.0.1", "10.0.0.3"])],
+     IdentityError, "desired[1]: portals 10.0.0.1:3260, 10.0.0.3:3260 are spread over groups 1, 2 of %s" % IQN),
+])
+def test_planning_names_the_entry_as_written(state, current, entries, error, message):
+    spec = next(spec for spec in config.parse_group_list(entries, state, "desired") if spec.target == IQN)
+    target = make_target(current)
+    subsystem = make_subsystem(target)
+    with pytest.raises(error) as raised:
+        config.plan_target(subsystem, target, spec, state, True,
+                           config.index_portals(portal.address for portal in subsystem.portals))
+    assert str(raised.value).startswith(message)
+
+
+def test_a_capped_provider_names_the_entries_as_written():
+    spec = config.parse_group_list([flat(tag=1), flat(portals=["10.0.0.5"])], "merged", "desired")[0]
+    declaration = config.TargetDeclaration(spec, "merged")
+    planned = declaration.plan(make_subsystem(make_target({1: []})), make_target({1: []}), True)
+    taken, name = declaration.taking(planned, 0, 2)
+    assert name == "desired[1]" and taken.spec.groups[1].tag == 2
+    with pytest.raises(IdentityError, match=r"^the provider allows .* returned existing group 1, which desired\[0\] "):
+        declaration.taking(planned, 0, 1)
 
 
 @pytest.mark.parametrize("entries, fragment", [

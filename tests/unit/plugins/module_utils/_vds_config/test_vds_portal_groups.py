@@ -119,7 +119,20 @@ def test_gathered_output_renders_offline_with_no_provider_at_all(run_module, sim
                                              {"tag": 2, "portals": ["10.0.0.1"]}]}]},
      "portal 10.0.0.1:3260 is declared in groups[0] and groups[1]"),
     ({"config": []}, "config is empty: state=merged needs at least one target"),
-    ({"state": "replaced"}, "state is replaced but all of the following are missing: config"),
+    ({"state": "replaced"}, "state is replaced but any of the following are missing: config, groups"),
+    ({"config": [{"target": IQN1}], "groups": [{"target": IQN1, "tag": 1}]},
+     "parameters are mutually exclusive: config|groups"),
+    ({"config": [{"target": IQN1}], "groups_label": "desired"},
+     "missing parameter(s) required by 'groups_label': groups"),
+    ({"groups": [{"target": IQN1, "tag": 1}, {"target": IQN1, "portals": ["10.0.0.5"]}, {"tag": 2}]},
+     "missing required arguments: target found in groups"),
+    ({"groups": [{"target": IQN1, "tag": 1}, {"target": IQN1.upper(), "tag": 1, "portals": ["10.0.0.5"]}],
+      "groups_label": "desired"}, "desired[0] and desired[1] both declare tag 1"),
+    ({"groups": [{"target": IQN2, "tag": 1}, {"target": IQN1, "portals": ["10.0.0.9"]}], "groups_label": "desired"},
+     "desired[1]: portal 10.0.0.9:3260 is not a portal of subsystem array-a"),
+    ({"groups": [{"target": IQN1, "tag": 1}, {"target": IQN1, "tag": 7}]},
+     "groups[1]: portal group with tag 7 does not exist on target %s" % IQN1),
+    ({"groups": [], "groups_label": "desired"}, "desired is empty: state=merged needs at least one group"),
     ({"config": [{"target": IQN1}], "running_config": []}, "running_config is used only with state=rendered"),
     ({"config": [{"target": IQN1, "groups": [{"tag": "one"}]}]}, "'one'"),
     ({"config": [{"target": IQN1, "groups": [{"portals": ["10.0.0.9"]}]}]},
@@ -149,7 +162,7 @@ def test_a_missing_tag_is_explained(run_module, simulator_args):
     failed = run_module(vds_portal_groups, dict(simulator_args, config=[
         {"target": IQN1, "groups": [{"tag": 7, "portals": ["10.0.0.4"]}]}]))
     target = Target("", IQN1, "", (PortalGroup("", 1), PortalGroup("", 2)))
-    assert failed.result["msg"] == str(missing_tag_error(target, 7))
+    assert failed.result["msg"] == "config[0].groups[0]: %s" % missing_tag_error(target, 7)
 
 
 def test_a_failure_after_some_steps_reports_them_and_changed(run_module, state_file, simulator_args):
@@ -191,3 +204,71 @@ def test_rendered_for_a_provider_that_takes_the_declared_tag(run_module):
         ("create_group", 5), ("create_group", 1), ("add_portal", 1), ("add_portal", 5)]
     with_vds = run_module(vds_portal_groups, dict(args, backend="vds", vds_host="vds.invalid"))
     assert with_vds.failed and "portal group with tag 5 does not exist" in with_vds.result["msg"]
+
+
+# --- groups, one per entry as the role takes them, and the summary ----------------------------------
+
+#: One declaration of two targets, one group per entry: group 1 of t1 gains 10.0.0.3 from group 2, which is
+#: left undeclared (deleted), t1 gets a new group for 10.0.0.4 (its entry spelled in upper case), and t2's one
+#: group is replaced by a new one.
+DESIRED = [
+    {"target": IQN1, "tag": 1, "portals": ["10.0.0.1", "10.0.0.3"]},
+    {"target": IQN2, "portals": ["10.0.0.5"]},
+    {"target": IQN1.upper(), "portals": ["10.0.0.4"]},
+]
+
+
+def test_groups_quartet_with_a_summary(run_module, state_file, simulator_args):
+    args = dict(simulator_args, state="overridden", purge_portals=False, groups=DESIRED,
+                groups_label="portal_groups_desired")
+    before = state_file.provider()
+
+    checked = run_module(vds_portal_groups, args, check_mode=True, diff=True)
+    assert not checked.failed and checked.result["changed"] is True
+    assert state_file.provider() == before
+    assert checked.result["summary"] == [
+        "check mode: nothing was changed; these are the steps a real run would take",
+        "%s group 1: 10.0.0.1:3260, 10.0.0.2:3260, 10.0.0.3:3260 [+10.0.0.3:3260 from group 2]" % IQN1,
+        "%s group (new): 10.0.0.4:3260 [create the group, +10.0.0.4:3260]" % IQN1,
+        "%s group 2: (none) [delete the group]" % IQN1,
+        "%s group (new): 10.0.0.5:3260 [create the group, +10.0.0.5:3260]" % IQN2,
+        "%s group 1: (none) [-10.0.0.1:3260, delete the group]" % IQN2,
+    ]
+
+    real = run_module(vds_portal_groups, args)
+    assert not real.failed and real.result["changed"] is True
+    assert [step["action"] for step in real.result["steps"]] == [step["action"] for step in checked.result["steps"]]
+    assert state_file.groups(IQN1) == {1: ["10.0.0.1:3260", "10.0.0.2:3260", "10.0.0.3:3260"], 3: ["10.0.0.4:3260"]}
+    assert state_file.groups(IQN2) == {2: ["10.0.0.5:3260"]}
+    assert real.result["summary"] == [
+        "%s: 5 steps" % IQN1,
+        "%s group 1: 10.0.0.1:3260, 10.0.0.2:3260, 10.0.0.3:3260" % IQN1,
+        "%s group 3: 10.0.0.4:3260" % IQN1,
+        "%s: 4 steps" % IQN2,
+        "%s group 2: 10.0.0.5:3260" % IQN2,
+    ]
+
+    again = run_module(vds_portal_groups, args, check_mode=True)
+    assert again.result["changed"] is False
+    assert again.result["summary"] == [
+        "check mode: nothing was changed; these are the steps a real run would take",
+        "%s group 1: 10.0.0.1:3260, 10.0.0.2:3260, 10.0.0.3:3260 [unchanged]" % IQN1,
+        "%s group 3: 10.0.0.4:3260 [unchanged]" % IQN1,
+        "%s group 2: 10.0.0.5:3260 [unchanged]" % IQN2,
+    ]
+    final_run = run_module(vds_portal_groups, args)
+    assert final_run.result["changed"] is False and final_run.result["summary"] == []
+    assert state_file.calls()["Snapshot"] == 4 * 2  # one execution each, reading both subsystems (none named)
+
+
+def test_groups_give_the_result_config_gives(run_module, state_file, simulator_args):
+    config = [{"target": IQN1, "groups": [{"tag": 1, "portals": ["10.0.0.1", "10.0.0.3"], "purge_portals": False},
+                                          {"portals": ["10.0.0.4"], "purge_portals": False}]},
+              {"target": IQN2, "groups": [{"portals": ["10.0.0.5"], "purge_portals": False}]}]
+    start = state_file.provider()
+    with_config = run_module(vds_portal_groups, dict(simulator_args, state="overridden", config=config),
+                             check_mode=True, diff=True).result
+    with_groups = run_module(vds_portal_groups, dict(simulator_args, state="overridden", purge_portals=False,
+                                                     groups=DESIRED), check_mode=True, diff=True).result
+    assert with_groups == with_config
+    assert state_file.provider() == start
