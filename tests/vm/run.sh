@@ -136,9 +136,11 @@ boot() { # boot number (1 or 2)
     mkdir -p "$VM_CACHE/out"
     say "boot $1: booting $KVER under qemu (tcg), capped at ${LIMIT}s; console log: ${console#"$ROOT"/}"
     # The guest powers itself off when done; panic=-1 plus -no-reboot end a crashed guest, and
-    # timeout ends a hung one. One vCPU: two measured no faster, and one leaves a host core free.
+    # timeout ends a hung one. One vCPU: two measured no faster, and one leaves a host core free. The plain
+    # qemu64 CPU, not "max": without AVX the C library takes SSE2 paths, which emulation runs faster
+    # (measured: the two boots 148 s and 47 s against 192 s and 61 s).
     timeout --kill-after=10 "$LIMIT" qemu-system-x86_64 \
-        -accel tcg -cpu max -smp 1 -m 2048 -nographic -no-reboot -nic none \
+        -accel tcg -cpu qemu64 -smp 1 -m 2048 -nographic -no-reboot -nic none \
         -kernel "$KERNEL_DIR/vmlinux" -initrd "$WORK/initramfs.cpio" \
         -append "console=ttyS0 panic=-1 quiet loglevel=3 vds.boot=$1 vds.guest=$ROOT/tests/vm/guest.sh vds.modules=$KERNEL_DIR/tree/lib/modules/$KVER" \
         -virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap" \
