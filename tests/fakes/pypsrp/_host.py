@@ -7,12 +7,19 @@ It does what PowerShell and the compiled C# class would do with them: binds the 
 parameters by name (refusing unknown ones, turning $null into "" for [string]), refuses the facade
 before the class is compiled, and answers each facade method with the JSON document the class
 returns, computed by the simulator's engine on the state file the host is named after.
+
+The wire is counted and timed: every invocation (one round trip) and every compile of the class is
+added to the host's counters (``counters(host)``, kept in ``<state file>.host/counts.json`` so that
+module runs in other processes add to them too), each invocation costs ``VDS_FAKE_LATENCY_MS`` and
+each compile ``VDS_FAKE_COMPILE_MS`` milliseconds (environment variables of the fake, 0 when unset).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import time
 import typing as t
 import uuid
 
@@ -35,6 +42,8 @@ JOURNAL: list[dict[str, t.Any]] = []
 FAULTS: dict[str, t.Any] = {}
 
 FACADE = "StorageVds.Interop.Vds"
+LATENCY_VARIABLE = "VDS_FAKE_LATENCY_MS"
+COMPILE_VARIABLE = "VDS_FAKE_COMPILE_MS"
 _CALL = re.compile(r"\[%s\]::(\w+)\(([^)]*)\)" % re.escape(FACADE))
 _PARAMS = re.compile(r"^param\(([^)]*)\)")
 _PARAM = re.compile(r"\[(\w+)\]\$(\w+)")
@@ -62,6 +71,35 @@ class ErrorRecord:
 
     def __str__(self) -> str:
         return self.message
+
+
+def cost(variable: str) -> float:
+    """Seconds one invocation or one compile costs, from the fake's environment variable (milliseconds)."""
+    return float(os.environ.get(variable) or 0) / 1000.0
+
+
+def host_folder(host: str) -> str:
+    """What the fake Windows host keeps beside its state file: counters and its file system."""
+    return host + ".host"
+
+
+def counters(host: str) -> dict[str, int]:
+    """How many invocations and compiles the host has seen, over every process."""
+    try:
+        with open(os.path.join(host_folder(host), "counts.json"), encoding="utf-8") as stream:
+            return {str(key): int(value) for key, value in json.load(stream).items()}
+    except FileNotFoundError:
+        return {"invocations": 0, "compiles": 0}
+
+
+def count(host: str, what: str) -> None:
+    counts = counters(host)
+    counts[what] = counts.get(what, 0) + 1
+    os.makedirs(host_folder(host), exist_ok=True)
+    path = os.path.join(host_folder(host), "counts.json")
+    with open(path + ".tmp", "w", encoding="utf-8") as stream:
+        json.dump(counts, stream)
+    os.replace(path + ".tmp", path)
 
 
 def _signed(hresult: int) -> int:
@@ -97,7 +135,7 @@ class Runspace:
                 return [], [ErrorRecord(fault)]
             if "namespace StorageVds.Interop" not in str(bound.get("Source", "")):
                 return [], [ErrorRecord("Add-Type: the source does not define %s" % FACADE)]
-            self.compiled = True
+            self.compile()
             return [], []
         call = _CALL.search(script)
         if call is None:
@@ -118,6 +156,12 @@ class Runspace:
             return [], [ErrorRecord(str(error))]
         answer.setdefault("ok", True)
         return [json.dumps(answer)], []
+
+    def compile(self) -> None:
+        JOURNAL.append({"event": "compile"})
+        count(self.state_path, "compiles")
+        time.sleep(cost(COMPILE_VARIABLE))
+        self.compiled = True
 
     # -- the facade methods of the C# class --
 

@@ -5,9 +5,10 @@
 
 from __future__ import annotations
 
+import time
 import typing as t
 
-from ._host import FAULTS, JOURNAL, Runspace
+from ._host import FAULTS, JOURNAL, LATENCY_VARIABLE, Runspace, cost, count
 from .complex_objects import ApartmentState, PSThreadOptions
 from .wsman import WSMan
 
@@ -63,6 +64,9 @@ class PowerShell:
         runspace = self.runspace_pool.runspace
         if runspace is None:
             raise RuntimeError("the runspace pool is not open")
+        # One invocation is one round trip, whatever the pipeline holds.
+        count(runspace.state_path, "invocations")
+        time.sleep(cost(LATENCY_VARIABLE))
         for script, parameters in self.commands:
             output, errors = runspace.run(script, parameters)
             self.output.extend(output)

@@ -51,7 +51,7 @@ def test_one_session_compiles_once_and_calls_with_parameters(fake, state_path):
         backend.snapshot()
         backend.snapshot("array-a")
     events = [entry["event"] for entry in fake.JOURNAL]
-    assert events == ["wsman", "open", "invoke", "invoke", "invoke", "invoke", "close"]
+    assert events == ["wsman", "open", "invoke", "compile", "invoke", "invoke", "invoke", "close"]
     assert fake.JOURNAL[1]["apartment_state"] == fake.complex_objects.ApartmentState.MTA
     compile_, first, second, close = invocations(fake.JOURNAL)
     assert compile_["script"] == vds.COMPILE_SCRIPT
