@@ -8,12 +8,18 @@ host per run. The first invocation compiles the interop class of ``_vds_interop`
 runspace has it already); then every backend call is one short invocation of a constant script whose
 values travel as PowerShell parameters, never inside the script text. The class answers one JSON
 document per call (see ``_vds_interop``); HRESULTs come back as data and become ``HResultError``.
+
+A step costs one invocation: the class starts the operation and waits on it on the host, with the
+engine's deadline (``wait_timeout``) and Cancel at the deadline, and answers once. So the operations
+of this backend come back to the engine already settled: the start is sent when the engine first asks
+for the operation's status, and its status, result and the outcome of its Cancel are the host's answer.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import json
 import traceback
 import typing as t
@@ -62,6 +68,7 @@ else:
 AUTH_CHOICES = ("negotiate", "kerberos", "ntlm", "credssp", "certificate", "basic")
 
 _E_INVALIDARG = BY_NAME["E_INVALIDARG"].value
+_VDS_E_OPERATION_PENDING = BY_NAME["VDS_E_OPERATION_PENDING"].value
 _SETTABLE_STATUSES = ("online", "offline")
 _MASK = "********"
 
@@ -75,29 +82,39 @@ COMPILE_SCRIPT = (
 )
 
 
-def _facade_script(method: str, *parameters: t.Tuple[str, str]) -> str:
-    """A constant script: typed parameters in, the facade's answer out as one JSON string."""
+def _facade_script(method: str, *parameters: t.Tuple[str, str], waited: bool = False) -> str:
+    """A constant script: typed parameters in, the facade's answer out as one JSON string. A ``waited``
+    method starts an operation that the class waits on before it answers (``Finish``, up to $Timeout)."""
+    call = "[%s]::%s(%s)" % (FACADE_TYPE, method, ", ".join("$" + name for _kind, name in parameters))
+    if waited:
+        parameters += (("double", "Timeout"),)
+        call = "[%s]::Finish(%s, $Timeout)" % (FACADE_TYPE, call)
     return ("param(%s)\n"
             "$ErrorActionPreference = 'Stop'\n"
-            "ConvertTo-Json -InputObject ([%s]::%s(%s)) -Compress -Depth 16\n"
-            % (", ".join("[%s]$%s" % (kind, name) for kind, name in parameters), FACADE_TYPE, method,
-               ", ".join("$" + name for _kind, name in parameters)))
+            "ConvertTo-Json -InputObject (%s) -Compress -Depth 16\n"
+            % (", ".join("[%s]$%s" % (kind, name) for kind, name in parameters), call))
 
 
 #: One script per facade method. A [string] parameter turns $null into "": the class reads it as "none".
 SCRIPTS: t.Dict[str, str] = {
     "Snapshot": _facade_script("Snapshot", ("string", "Subsystem")),
-    "AddPortal": _facade_script("AddPortal", ("string", "GroupId"), ("string", "PortalId")),
-    "RemovePortal": _facade_script("RemovePortal", ("string", "GroupId"), ("string", "PortalId")),
-    "CreatePortalGroup": _facade_script("CreatePortalGroup", ("string", "TargetId")),
-    "DeletePortalGroup": _facade_script("DeletePortalGroup", ("string", "GroupId")),
-    "SetPortalStatus": _facade_script("SetPortalStatus", ("string", "PortalId"), ("int", "Status")),
-    "QueryStatus": _facade_script("QueryStatus", ("string", "Operation")),
-    "Wait": _facade_script("Wait", ("string", "Operation")),
-    "Cancel": _facade_script("Cancel", ("string", "Operation")),
+    "AddPortal": _facade_script("AddPortal", ("string", "GroupId"), ("string", "PortalId"), waited=True),
+    "RemovePortal": _facade_script("RemovePortal", ("string", "GroupId"), ("string", "PortalId"), waited=True),
+    "CreatePortalGroup": _facade_script("CreatePortalGroup", ("string", "TargetId"), waited=True),
+    "DeletePortalGroup": _facade_script("DeletePortalGroup", ("string", "GroupId"), waited=True),
+    "SetPortalStatus": _facade_script("SetPortalStatus", ("string", "PortalId"), ("int", "Status"), waited=True),
     "RecoverCache": _facade_script("RecoverCache", ("string", "Subsystem")),
     "Close": _facade_script("Close"),
 }
+
+
+@dataclasses.dataclass
+class _Settled:
+    """What the host answered for an operation it started and waited on."""
+
+    status: OperationStatus
+    result: OperationResult | None = None   # None: still running at the deadline
+    cancel_hresult: int | None = None       # what Cancel answered at the deadline
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,6 +132,7 @@ class Connection:
     certificate_pem: str | None = None
     certificate_key_pem: str | None = None
     connection_timeout: int = 30
+    wait_timeout: float = 300             # how long the host waits on an operation before it cancels
 
     @classmethod
     def from_params(cls, params: t.Mapping[str, t.Any]) -> "Connection":
@@ -134,7 +152,8 @@ class Connection:
                    password=params.get("vds_password"), auth=auth, ssl=params.get("vds_ssl", True),
                    cert_validation=params.get("vds_cert_validation", True), ca_cert=params.get("vds_ca_cert"),
                    certificate_pem=params.get("vds_certificate_pem"),
-                   certificate_key_pem=params.get("vds_certificate_key_pem"), connection_timeout=timeout)
+                   certificate_key_pem=params.get("vds_certificate_key_pem"), connection_timeout=timeout,
+                   wait_timeout=params.get("wait_timeout", 300))
 
     @property
     def effective_port(self) -> int:
@@ -175,6 +194,11 @@ class VdsBackend(Backend):
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
         self._pool: t.Any = None
+        self._ids = itertools.count(1)
+        self._unsent: dict[str, dict[str, t.Any]] = {}    # operation -> the parameters of its start
+        self._settled: dict[str, _Settled] = {}
+        self._names: dict[str, str] = {}                  # object id -> how an operator names it
+        self._lost: str | None = None                     # why the connection can no longer be trusted
 
     # -- transport --
 
@@ -252,6 +276,9 @@ class VdsBackend(Backend):
     def _call(self, method: str, **parameters: t.Any) -> dict[str, t.Any]:
         """One facade method: its answer when ``ok``, else HResultError with the COM call that failed."""
         doing = "VDS %s" % method
+        if self._lost is not None:
+            raise self._unavailable("%s: not sent, since the connection failed during a step (%s)"
+                                    % (doing, self._lost), "connection")
         output = self._invoke(self._open(), SCRIPTS[method], parameters, doing)
         answer: t.Any = None
         if len(output) == 1 and isinstance(output[0], str):
@@ -281,11 +308,55 @@ class VdsBackend(Backend):
         if subsystem is not None and subsystem not in names:
             raise NotFoundError("subsystem %r does not exist; known subsystems: %s"
                                 % (subsystem, ", ".join(sorted(names)) or "(none)"), subsystem=subsystem)
+        for found in subsystems:
+            self._names.update((portal.id, str(portal.address)) for portal in found.portals)
+            for target in found.targets:
+                self._names[target.id] = target.iqn
+                self._names.update((group.id, "group %d of %s" % (group.tag, target.iqn)) for group in target.groups)
         return Snapshot(subsystems)
 
     def _start(self, method: str, objects: t.Tuple[str, ...], **parameters: t.Any) -> Operation:
-        answer = self._call(method, **parameters)
-        return Operation(str(answer["operation"]), method, objects)
+        """The operation's start is sent with its wait, when the engine first asks for its status."""
+        operation = Operation("%s-%d" % (method, next(self._ids)), method, objects)
+        self._unsent[operation.id] = parameters
+        return operation
+
+    def _settle(self, operation: Operation) -> _Settled:
+        """Start the operation and wait on it on the host, in one invocation; the host's answer."""
+        parameters = self._unsent.pop(operation.id, None)
+        if parameters is None:
+            settled = self._settled.get(operation.id)
+            if settled is None:
+                raise VdsError("VDS %s on %s: no operation %s was started in this session"
+                               % (operation.name, self.connection.host, operation.id))
+            return settled
+        try:
+            answer = self._call(operation.name, Timeout=float(self.connection.wait_timeout), **parameters)
+        except BackendUnavailable as error:
+            self._lost = str(error)
+            raise BackendUnavailable(
+                "%s: the connection failed after the step was sent and before the host answered, so the step may "
+                "have taken effect on the host; run the task again: it reads the state and converges (%s)"
+                % (self._describe(operation), error), **error.details) from None
+        percent = _number(answer, "percent")
+        if answer.get("finished") is True:
+            tag = answer.get("group_tag")
+            result = OperationResult(_number(answer, "call_hresult"), _number(answer, "operation_hresult"),
+                                     answer.get("group_id"), None if tag is None else int(tag))
+            settled = _Settled(OperationStatus(result.operation_hresult, percent), result)
+        else:
+            settled = _Settled(OperationStatus(_VDS_E_OPERATION_PENDING, percent),
+                               cancel_hresult=_number(answer, "cancel_hresult"))
+        self._settled[operation.id] = settled
+        return settled
+
+    def _describe(self, operation: Operation) -> str:
+        """The step as an operator reads it, from the names of the last snapshot."""
+        names = [self._names.get(object_id, object_id) for object_id in operation.objects]
+        if operation.name in ("AddPortal", "RemovePortal"):
+            return "%s %s %s %s" % (operation.name, names[1], "->" if operation.name == "AddPortal" else "<-",
+                                    names[0])
+        return "%s %s" % (operation.name, " ".join(names))
 
     def add_portal(self, group_id: str, portal_id: str) -> Operation:
         return self._start("AddPortal", (group_id, portal_id), GroupId=group_id, PortalId=portal_id)
@@ -309,17 +380,24 @@ class VdsBackend(Backend):
         return self._start("SetPortalStatus", (portal_id,), PortalId=portal_id, Status=STATUS_CODES[status])
 
     def query_status(self, operation: Operation) -> OperationStatus:
-        answer = self._call("QueryStatus", Operation=operation.id)
-        return OperationStatus(_number(answer, "hresult"), _number(answer, "percent"))
+        return self._settle(operation).status
 
     def result(self, operation: Operation) -> OperationResult:
-        answer = self._call("Wait", Operation=operation.id)
-        tag = answer.get("group_tag")
-        return OperationResult(_number(answer, "call_hresult"), _number(answer, "operation_hresult"),
-                               answer.get("group_id"), None if tag is None else int(tag))
+        settled = self._settle(operation)
+        if settled.result is None:
+            raise VdsError("VDS %s on %s: the operation was still running at the deadline"
+                           % (self._describe(operation), self.connection.host))
+        del self._settled[operation.id]
+        return settled.result
 
     def cancel(self, operation: Operation) -> int:
-        return _number(self._call("Cancel", Operation=operation.id), "hresult")
+        """The host asked to cancel at the deadline: what Cancel answered there."""
+        settled = self._settle(operation)
+        if settled.cancel_hresult is None:
+            raise VdsError("VDS %s on %s: the operation finished; there is nothing to cancel"
+                           % (self._describe(operation), self.connection.host))
+        del self._settled[operation.id]
+        return settled.cancel_hresult
 
     def recover_cache(self, subsystem: str | None) -> None:
         answer = self._call("RecoverCache", Subsystem=subsystem)

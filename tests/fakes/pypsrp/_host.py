@@ -27,24 +27,28 @@ from ansible_collections.storage.vds.plugins.module_utils._backends.base import 
 from ansible_collections.storage.vds.plugins.module_utils._backends.simulator import SimulatorBackend, read_state
 from ansible_collections.storage.vds.plugins.module_utils._vds.errors import (
     BY_NAME,
+    VDS_E_OPERATION_PENDING,
     HResultError,
     NotFoundError,
     VdsError,
 )
 from ansible_collections.storage.vds.plugins.module_utils._vds.model import PORTAL_STATUSES, STATUS_CODES
+from ansible_collections.storage.vds.plugins.module_utils._vds.wait import PollPolicy
 
 #: Everything the host was asked, in order: connections, runspace events, scripts with their parameters.
 JOURNAL: list[dict[str, t.Any]] = []
 
 #: Failures to inject, by where they strike: "open" (an exception raised by RunspacePool.open),
 #: "Add-Type" (a compiler error) or a facade method name (an exception raised by the transport, or a
-#: string: a PowerShell error record).
+#: string: a PowerShell error record); "<method> answered" raises its exception after the host did the
+#: method, as a connection that drops before the answer comes back.
 FAULTS: dict[str, t.Any] = {}
 
 FACADE = "StorageVds.Interop.Vds"
 LATENCY_VARIABLE = "VDS_FAKE_LATENCY_MS"
 COMPILE_VARIABLE = "VDS_FAKE_COMPILE_MS"
-_CALL = re.compile(r"\[%s\]::(\w+)\(([^)]*)\)" % re.escape(FACADE))
+_CALL = re.compile(r"\[%s\]::(\w+)\(([^()]*)\)" % re.escape(FACADE))
+_FINISH = re.compile(r"\[%s\]::Finish\((.*), \$(\w+)\)\)" % re.escape(FACADE))
 _PARAMS = re.compile(r"^param\(([^)]*)\)")
 _PARAM = re.compile(r"\[(\w+)\]\$(\w+)")
 
@@ -149,12 +153,19 @@ class Runspace:
         if isinstance(fault, str):
             return [], [ErrorRecord(fault)]
         arguments = [bound.get(name) for name in re.findall(r"\$(\w+)", call.group(2))]
+        finish = _FINISH.search(script)
         try:
             answer = getattr(self, "facade_" + method)(*arguments)
+            answer.setdefault("ok", True)
+            if finish is not None and answer["ok"]:
+                answer = self.facade_Finish(answer["operation"], float(bound[finish.group(2)]))
+                answer.setdefault("ok", True)
         except VdsError as error:
             # The simulator's own trouble (its state file) is the host failing, not a VDS code.
             return [], [ErrorRecord(str(error))]
-        answer.setdefault("ok", True)
+        dropped = FAULTS.get(method + " answered")
+        if isinstance(dropped, BaseException):
+            raise dropped
         return [json.dumps(answer)], []
 
     def compile(self) -> None:
@@ -234,6 +245,24 @@ class Runspace:
             answer.update(group_id=result.group_id, group_tag=result.group_tag)
         return answer
 
+    def facade_Finish(self, handle: str, timeout: float) -> dict[str, t.Any]:
+        """The class's wait on the host: QueryStatus with the waiter's backoff, Cancel at the deadline."""
+        operation = self.operations[handle]
+        policy = PollPolicy()
+        start = time.monotonic()
+        while True:
+            status = self._sim().query_status(operation)
+            if status.hresult != VDS_E_OPERATION_PENDING:
+                answer = self.facade_Wait(handle)
+                answer.update(finished=True, percent=status.percent)
+                return answer
+            waited = time.monotonic() - start
+            if waited >= timeout:
+                del self.operations[handle]
+                return {"finished": False, "percent": status.percent,
+                        "cancel_hresult": _signed(self._sim().cancel(operation))}
+            time.sleep(min(policy.interval(waited), timeout - waited))
+
     def facade_Cancel(self, handle: str) -> dict[str, t.Any]:
         operation = self.operations.get(handle)
         if operation is None:
@@ -263,4 +292,6 @@ def _bind(kind: str, value: t.Any) -> t.Any:
         return "" if value is None else str(value)
     if kind == "int":
         return int(value)
+    if kind == "double":
+        return float(value)
     return value

@@ -170,14 +170,14 @@ def test_the_engine_gets_the_same_outcome_as_on_the_simulator(fake, tmp_path, ca
 
 def test_a_timeout_asks_to_cancel_and_reads_again(fake, state_path):
     data = read(state_path)
-    data["latency_ms"] = 60000
+    data["latency_ms"] = 1000
     write_state(state_path, data)
-    with backend_for(state_path) as backend:
-        ticks = iter(range(0, 10000, 5))
-        engine = Engine(backend, 10, clock=lambda: float(next(ticks)), sleep=lambda seconds: None)
-        with pytest.raises(VdsError, match="not finished within wait_timeout=10s") as failure:
+    with backend_for(state_path, wait_timeout=0.3) as backend:
+        engine = Engine(backend, 0.3)
+        with pytest.raises(VdsError, match="not finished within wait_timeout=0.3s") as failure:
             tasks.portal(engine, {"target": IQN1, "portal": "10.0.0.4", "tag": 1})
     assert failure.value.details["cancelled"] is True
+    assert 20 <= failure.value.details["progress"] < 100  # the host's last QueryStatus
     assert "state read again: 10.0.0.4:3260 is in no group" in str(failure.value)
     assert read(state_path)["calls"]["Cancel"] == 1
 
@@ -214,10 +214,9 @@ def test_arguments_vds_refuses(fake, state_path):
             backend.create_group("any", tag=3)
         with pytest.raises(HResultError, match="E_INVALIDARG"):
             backend.set_portal_status("any", "failed")
-        with pytest.raises(HResultError) as unknown:
+        with pytest.raises(VdsError, match="no operation no-such-handle was started in this session"):
             backend.query_status(vds.Operation("no-such-handle", "AddPortal"))
-    assert unknown.value.details["vds_call"] == "operation handle"
-    assert len(invocations(fake.JOURNAL)) == 3  # compile, the unknown handle, Close
+    assert invocations(fake.JOURNAL) == []  # nothing reached the host
 
 
 def test_powershell_errors_are_reported(fake, state_path):

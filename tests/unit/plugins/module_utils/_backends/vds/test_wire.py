@@ -20,12 +20,12 @@ from ansible_collections.storage.vds.tests.fakes.pypsrp import _host
 from .conftest import PASSWORD
 
 IQN = "iqn.1991-05.com.microsoft:wire-t1"
-ADDRESSES = ["10.0.1.%d:3260" % number for number in range(1, 12)]
+ADDRESSES = ["10.0.1.%d:3260" % number for number in range(1, 13)]
 
 
 @pytest.fixture
 def host(tmp_path: pathlib.Path) -> str:
-    """A host with one group holding the first of eleven portals."""
+    """A host with one group holding the first of twelve portals."""
     path = tmp_path / "wire.json"
     path.write_text(json.dumps({
         "version": 1, "latency_ms": 0, "faults": [],
@@ -39,7 +39,8 @@ def host(tmp_path: pathlib.Path) -> str:
 def run(host: str, portals: t.Sequence[str], wait_timeout: int = 30) -> tuple[dict[str, int], dict[str, t.Any]]:
     """One module run's worth of work; what it cost on the wire."""
     before = _host.counters(host)
-    with vds.VdsBackend(vds.Connection(host=host, username="Administrator", password=PASSWORD)) as backend:
+    with vds.VdsBackend(vds.Connection(host=host, username="Administrator", password=PASSWORD,
+                                       wait_timeout=wait_timeout)) as backend:
         result = tasks.portal_group(Engine(backend, wait_timeout), {"target": IQN, "tag": 1, "portals": list(portals)})
     after = _host.counters(host)
     return {key: after[key] - before.get(key, 0) for key in after}, result
@@ -65,8 +66,15 @@ def test_the_fake_charges_latency_and_compile_time(fake, host, monkeypatch):
     assert floor <= elapsed < floor + 0.5
 
 
-def test_todays_counts(fake, host):
-    """Before waiting on the host and the assembly cache: one compile and a round trip per call and poll."""
-    assert run(host, ADDRESSES[:1])[0] == {"invocations": 3, "compiles": 1}
-    assert run(host, ADDRESSES[:2])[0] == {"invocations": 6, "compiles": 1}
-    assert run(host, ADDRESSES[:11])[0] == {"invocations": 30, "compiles": 1}
+def steps_and_counts(host: str, portals: t.Sequence[str]) -> tuple[int, dict[str, int]]:
+    counts, result = run(host, portals)
+    return len(result["steps"]), counts
+
+
+def test_a_step_costs_one_round_trip(fake, host):
+    """The host waits on each operation: a step's start and its wait are one invocation, no polls."""
+    assert steps_and_counts(host, ADDRESSES[:1]) == (0, {"invocations": 3, "compiles": 1})
+    assert steps_and_counts(host, ADDRESSES[:2]) == (1, {"invocations": 1 + 3, "compiles": 1})
+    assert steps_and_counts(host, ADDRESSES[:12]) == (10, {"invocations": 10 + 3, "compiles": 1})
+    assert not [entry for entry in fake.JOURNAL if entry["event"] == "invoke"
+                and ("QueryStatus" in entry["script"] or "::Wait(" in entry["script"])]
