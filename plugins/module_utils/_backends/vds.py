@@ -4,9 +4,10 @@
 """The Windows Virtual Disk Service of a remote host, over PowerShell Remoting (pypsrp).
 
 VDS can be loaded only on the host itself, so the module opens one runspace pool on the Windows
-host per run. The first invocation compiles the interop class of ``_vds_interop`` there (unless the
-runspace has it already); then every backend call is one short invocation of a constant script whose
-values travel as PowerShell parameters, never inside the script text. The class answers one JSON
+host per run. Every backend call is one short invocation of a constant script whose values travel as
+PowerShell parameters, never inside the script text; the first one also makes the interop class of
+``_vds_interop`` available (BOOTSTRAP): loaded from the assembly the host keeps, compiled on the first
+run of a collection version. The class answers one JSON
 document per call (see ``_vds_interop``); HRESULTs come back as data and become ``HResultError``.
 
 A step costs one invocation: the class starts the operation and waits on it on the host, with the
@@ -72,14 +73,83 @@ _VDS_E_OPERATION_PENDING = BY_NAME["VDS_E_OPERATION_PENDING"].value
 _SETTABLE_STATUSES = ("online", "offline")
 _MASK = "********"
 
-#: Compiles the interop class once per runspace; the C# source arrives as a parameter.
-COMPILE_SCRIPT = (
-    "param([string]$Source)\n"
-    "$ErrorActionPreference = 'Stop'\n"
-    "if (-not ('%s' -as [type])) {\n"
-    "    Add-Type -TypeDefinition $Source -Language CSharp\n"
-    "}\n" % FACADE_TYPE
-)
+#: The folder under ``$env:ProgramData`` where the host keeps the compiled class, one file per version.
+ASSEMBLY_FOLDER = "StorageVds"
+
+#: Runs before the first call of a runspace: makes the interop class available, in the same invocation.
+#: The class's assembly is kept on the host in a folder only Administrators and SYSTEM may write (the
+#: folder is made so; one that others may write, or that another account owns, is never used). It is
+#: named by the SHA-256 of the source, and its own SHA-256 is kept beside it: the bytes read are loaded
+#: only when their hash matches, so a file missing, unreadable or changed is compiled again.
+BOOTSTRAP = r"""if (-not ('%(type)s' -as [type])) {
+    $sha256 = [System.Security.Cryptography.SHA256]::Create()
+    $hex = { param([byte[]]$Bytes) -join ($sha256.ComputeHash($Bytes) | ForEach-Object { $_.ToString('x2') }) }
+    $name = & $hex ([System.Text.Encoding]::UTF8.GetBytes($Source))
+    $folder = Join-Path $env:ProgramData '%(folder)s'
+    $trusted = @('S-1-5-32-544', 'S-1-5-18')
+    $cached = $null
+    try {
+        if (-not (Test-Path -LiteralPath $folder -PathType Container)) {
+            $acl = New-Object System.Security.AccessControl.DirectorySecurity
+            $acl.SetAccessRuleProtection($true, $false)
+            $acl.SetOwner((New-Object System.Security.Principal.SecurityIdentifier $trusted[0]))
+            foreach ($sid in $trusted) {
+                $acl.AddAccessRule((New-Object System.Security.AccessControl.FileSystemAccessRule(
+                    (New-Object System.Security.Principal.SecurityIdentifier $sid), 'FullControl',
+                    'ContainerInherit, ObjectInherit', 'None', 'Allow')))
+            }
+            $null = New-Item -ItemType Directory -Path $folder
+            Set-Acl -LiteralPath $folder -AclObject $acl
+        }
+        $acl = Get-Acl -LiteralPath $folder
+        $owner = $acl.GetOwner([System.Security.Principal.SecurityIdentifier]).Value
+        $writing = [System.Security.AccessControl.FileSystemRights]('WriteData, AppendData, WriteAttributes, ' +
+            'WriteExtendedAttributes, Delete, DeleteSubdirectoriesAndFiles, ChangePermissions, TakeOwnership')
+        $others = @($acl.GetAccessRules($true, $true, [System.Security.Principal.SecurityIdentifier]) | Where-Object {
+            $_.AccessControlType -eq 'Allow' -and ($_.FileSystemRights -band $writing) -and
+            $trusted -notcontains $_.IdentityReference.Value })
+        if ($trusted -notcontains $owner -or $others.Count -gt 0) {
+            $format = 'storage.vds: {0} may be written by others than Administrators and SYSTEM (owner {1}; ' +
+                'others who may write: {2}), so the interop class was compiled in memory and not kept. Remove ' +
+                'the folder: the next run makes it again.'
+            Write-Warning ($format -f $folder, $owner, (($others | ForEach-Object { $_.IdentityReference.Value }) -join ', '))
+        } else {
+            $cached = Join-Path $folder ($name + '.dll')
+        }
+    } catch {
+        Write-Warning ('storage.vds: {0} cannot be used ({1}), so the interop class was compiled in memory.' -f
+            $folder, $_.Exception.Message)
+    }
+    if ($cached) {
+        try {
+            $bytes = [System.IO.File]::ReadAllBytes($cached)
+            if ((& $hex $bytes) -eq [System.IO.File]::ReadAllText($cached + '.sha256').Trim()) {
+                $null = [System.Reflection.Assembly]::Load($bytes)
+            }
+        } catch {
+            $null = $_  # missing, unreadable or not an assembly: compiled again below
+        }
+    }
+    if (-not ('%(type)s' -as [type])) {
+        if ($cached) {
+            $temp = $cached + '.' + [guid]::NewGuid().ToString('N') + '.tmp'
+            try {
+                Add-Type -TypeDefinition $Source -Language CSharp -OutputAssembly $temp -OutputType Library
+                $bytes = [System.IO.File]::ReadAllBytes($temp)
+                [System.IO.File]::WriteAllText($cached + '.sha256', (& $hex $bytes))
+                Move-Item -LiteralPath $temp -Destination $cached -Force
+            } finally {
+                Remove-Item -LiteralPath $temp -Force -ErrorAction SilentlyContinue
+            }
+            if (-not ('%(type)s' -as [type])) {
+                $null = [System.Reflection.Assembly]::Load($bytes)
+            }
+        } else {
+            Add-Type -TypeDefinition $Source -Language CSharp
+        }
+    }
+}
+""" % {"type": FACADE_TYPE, "folder": ASSEMBLY_FOLDER}
 
 
 def _facade_script(method: str, *parameters: t.Tuple[str, str], waited: bool = False) -> str:
@@ -106,6 +176,18 @@ SCRIPTS: t.Dict[str, str] = {
     "RecoverCache": _facade_script("RecoverCache", ("string", "Subsystem")),
     "Close": _facade_script("Close"),
 }
+
+
+def _bootstrapped(script: str) -> str:
+    """The same script, first loading or compiling the class (BOOTSTRAP); the C# source is $Source."""
+    declared, rest = script.split("\n", 1)
+    preference, call = rest.split("\n", 1)
+    parameters = declared[len("param("):-1]
+    return "param(%s[string]$Source)\n%s\n%s%s" % (parameters + ", " if parameters else "", preference, BOOTSTRAP, call)
+
+
+#: The script of each method when it is the first call of a runspace.
+FIRST_SCRIPTS: t.Dict[str, str] = {name: _bootstrapped(script) for name, script in SCRIPTS.items()}
 
 
 @dataclasses.dataclass
@@ -199,6 +281,8 @@ class VdsBackend(Backend):
         self._settled: dict[str, _Settled] = {}
         self._names: dict[str, str] = {}                  # object id -> how an operator names it
         self._lost: str | None = None                     # why the connection can no longer be trusted
+        self._loaded = False                              # whether the runspace has the interop class
+        self.warnings: t.List[str] = []
 
     # -- transport --
 
@@ -242,34 +326,32 @@ class VdsBackend(Backend):
         return BackendUnavailable(message, vds_endpoint=self.connection.endpoint, vds_failure=kind)
 
     def _open(self) -> t.Any:
-        """The runspace pool of this module run, opened and with the interop class compiled."""
+        """The runspace pool of this module run, opened (the class comes with the first call)."""
         if self._pool is None:
             with self._transport("opening PowerShell Remoting", opening=True):
                 wsman = pypsrp.wsman.WSMan(**self.connection.wsman_options())
-                # Operation handles and COM references outlive an invocation: in the MTA, any
-                # thread of the runspace may use them.
+                # COM references outlive an invocation: in the MTA, any thread of the runspace may use them.
                 pool = pypsrp.powershell.RunspacePool(
                     wsman, apartment_state=pypsrp.complex_objects.ApartmentState.MTA,
                     thread_options=pypsrp.complex_objects.PSThreadOptions.REUSE_THREAD)
                 pool.open()
-            try:
-                self._invoke(pool, COMPILE_SCRIPT, {"Source": CSHARP_SOURCE}, "compiling the VDS interop class")
-            except VdsError:
-                self._close_pool(pool)
-                raise
             self._pool = pool
         return self._pool
 
-    def _invoke(self, pool: t.Any, script: str, parameters: dict[str, t.Any], doing: str) -> list[t.Any]:
+    def _invoke(self, pool: t.Any, script: str, parameters: dict[str, t.Any], doing: str,
+                note: str = "") -> list[t.Any]:
         shell = pypsrp.powershell.PowerShell(pool)
         shell.add_script(script)
         shell.add_parameters(parameters)
         with self._transport(doing):
             output = shell.invoke()
+        self.warnings.extend(self.connection.scrub(str(getattr(record, "message", record)))
+                             for record in shell.streams.warning)
         errors = list(shell.streams.error)
         if shell.had_errors or errors:
             text = "; ".join(str(error) for error in errors) or "the pipeline failed without an error record"
-            raise VdsError("%s on %s: PowerShell failed: %s" % (doing, self.connection.host, self.connection.scrub(text)),
+            raise VdsError("%s on %s: PowerShell failed: %s%s"
+                           % (doing, self.connection.host, self.connection.scrub(text), note),
                            vds_endpoint=self.connection.endpoint)
         return output
 
@@ -279,7 +361,13 @@ class VdsBackend(Backend):
         if self._lost is not None:
             raise self._unavailable("%s: not sent, since the connection failed during a step (%s)"
                                     % (doing, self._lost), "connection")
-        output = self._invoke(self._open(), SCRIPTS[method], parameters, doing)
+        pool = self._open()
+        if self._loaded:
+            output = self._invoke(pool, SCRIPTS[method], parameters, doing)
+        else:
+            output = self._invoke(pool, FIRST_SCRIPTS[method], dict(parameters, Source=CSHARP_SOURCE), doing,
+                                  " (this first call also loads or compiles the VDS interop class)")
+            self._loaded = True
         answer: t.Any = None
         if len(output) == 1 and isinstance(output[0], str):
             try:
@@ -335,8 +423,8 @@ class VdsBackend(Backend):
         except BackendUnavailable as error:
             self._lost = str(error)
             raise BackendUnavailable(
-                "%s: the connection failed after the step was sent and before the host answered, so the step may "
-                "have taken effect on the host; run the task again: it reads the state and converges (%s)"
+                "%s: the connection failed during the step, before the host answered, so the step may have taken "
+                "effect on the host; run the task again: it reads the state and converges (%s)"
                 % (self._describe(operation), error), **error.details) from None
         percent = _number(answer, "percent")
         if answer.get("finished") is True:
@@ -416,7 +504,8 @@ class VdsBackend(Backend):
             return
         try:
             with contextlib.suppress(VdsError):
-                self._call("Close")
+                if self._loaded:
+                    self._call("Close")
         finally:
             pool, self._pool = self._pool, None
             self._close_pool(pool)

@@ -34,9 +34,17 @@ class RunspacePool:
         self.runspace = None
 
 
+class WarningRecord:
+    """pypsrp.complex_objects.WarningRecord: the text is its ``message``."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
 class PSDataStreams:
     def __init__(self) -> None:
         self.error: list[t.Any] = []
+        self.warning: list[WarningRecord] = []
 
 
 class PowerShell:
@@ -68,8 +76,9 @@ class PowerShell:
         count(runspace.state_path, "invocations")
         time.sleep(cost(LATENCY_VARIABLE))
         for script, parameters in self.commands:
-            output, errors = runspace.run(script, parameters)
+            output, errors, warnings = runspace.run(script, parameters)
             self.output.extend(output)
             self.streams.error.extend(errors)
+            self.streams.warning.extend(WarningRecord(warning) for warning in warnings)
         self.had_errors = bool(self.streams.error)
         return self.output

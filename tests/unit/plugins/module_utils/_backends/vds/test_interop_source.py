@@ -115,8 +115,12 @@ def test_every_script_calls_a_facade_method_with_its_parameters():
 
 def test_scripts_are_constant_text():
     # Values reach the host only as parameters: no script may be built from anything else.
-    for script in list(vds.SCRIPTS.values()) + [vds.COMPILE_SCRIPT]:
+    for script in list(vds.SCRIPTS.values()) + list(vds.FIRST_SCRIPTS.values()):
         assert script.startswith("param(")
         assert "$ErrorActionPreference = 'Stop'" in script
-    assert "$Source" in vds.COMPILE_SCRIPT and "CSHARP" not in vds.COMPILE_SCRIPT
-    assert "-as [type]" in vds.COMPILE_SCRIPT  # compiled once per runspace
+    for name, script in vds.FIRST_SCRIPTS.items():
+        # The same call, after the bootstrap; the source is one more parameter.
+        assert script.replace(vds.BOOTSTRAP, "").replace(", [string]$Source)", ")").replace(
+            "([string]$Source)", "()") == vds.SCRIPTS[name]
+    assert "$Source" in vds.BOOTSTRAP and "CSHARP" not in vds.BOOTSTRAP
+    assert vds.BOOTSTRAP.startswith("if (-not ('%s' -as [type])) {" % FACADE_TYPE)  # once per runspace
