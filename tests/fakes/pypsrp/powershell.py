@@ -35,7 +35,7 @@ class RunspacePool:
 
 
 class WarningRecord:
-    """pypsrp.complex_objects.WarningRecord: the text is its ``message``."""
+    """pypsrp.messages.WarningRecord: the text is its ``message``."""
 
     def __init__(self, message: str) -> None:
         self.message = message

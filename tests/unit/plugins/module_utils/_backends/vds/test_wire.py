@@ -18,6 +18,7 @@ from ansible_collections.storage.vds.plugins.module_utils._backends import vds
 from ansible_collections.storage.vds.plugins.module_utils._vds import tasks
 from ansible_collections.storage.vds.plugins.module_utils._vds.engine import Engine
 from ansible_collections.storage.vds.plugins.module_utils._vds.errors import BackendUnavailable
+from ansible_collections.storage.vds.plugins.modules import vds_portal_group
 from ansible_collections.storage.vds.tests.fakes.pypsrp import _host
 
 from .conftest import PASSWORD
@@ -196,3 +197,31 @@ def test_a_connection_lost_before_the_start_was_sent_fails_the_same_way(fake, ho
         run(host, ADDRESSES[:2])
     fake.FAULTS.clear()
     assert [step["portal"] for step in run(host, ADDRESSES[:2])[1]["steps"]] == ["10.0.1.2:3260"]
+
+
+# --- the same through the module -------------------------------------------------------------------
+
+
+def module_args(host: str, portals: t.Sequence[str]) -> dict[str, t.Any]:
+    return {"backend": "vds", "vds_host": host, "vds_username": "Administrator", "vds_password": PASSWORD,
+            "target": IQN, "tag": 1, "portals": list(portals)}
+
+
+def test_the_module_warns_of_a_folder_others_may_write(fake, run_module, host):
+    run(host, ADDRESSES[:1])
+    _host.write_acl(_host.assembly_folder(host), "S-1-5-32-544", ["S-1-5-32-544", "S-1-5-18", "S-1-1-0"])
+    outcome = run_module(vds_portal_group, module_args(host, ADDRESSES[:2]))
+    assert not outcome.failed and outcome.result["changed"] is True
+    assert [warning for warning in outcome.warnings if "others who may write: S-1-1-0" in warning]
+
+
+def test_the_module_fails_cleanly_when_the_connection_drops_during_a_step(fake, run_module, host):
+    run(host, ADDRESSES[:1])
+    fake.FAULTS["AddPortal answered"] = requests.exceptions.ConnectionError("Connection aborted")
+    outcome = run_module(vds_portal_group, module_args(host, ADDRESSES[:2]))
+    assert outcome.failed and "Traceback" not in outcome.output
+    assert "AddPortal 10.0.1.2:3260 -> group 1 of %s" % IQN in outcome.result["msg"]
+    assert "may have taken effect on the host" in outcome.result["msg"]
+    fake.FAULTS.clear()
+    rerun = run_module(vds_portal_group, module_args(host, ADDRESSES[:2]))
+    assert not rerun.failed and rerun.result["changed"] is False
