@@ -3,7 +3,7 @@
 # Copyright (c) storage.vds contributors
 """Benchmarks of storage.vds against the simulated provider; run through bench/run.sh.
 
-Six figures, measured side by side in one run, each printed with its goal and whether it was met:
+The figures, measured side by side in one run, each printed with its goal and whether it was met:
 
 1. planner scaling: plan time of one target with 1k, 10k and 100k portals over 64 groups;
 2. module start cost: one storage.vds.vds_portal_group task against 50 hosts, next to ansible.builtin.ping;
@@ -13,9 +13,12 @@ Six figures, measured side by side in one run, each printed with its goal and wh
 5. waiting overhead: how late the engine notices a finished operation, and the CPU time it spends waiting;
 6. large apply: one storage.vds.vds_portal_group task putting 1k and 10k portals in one group, for real and
    in check mode.
+7. Windows over the wire: round trips and compiles of the vds backend on the fake PowerShell Remoting
+   transport, and the wall time of each run against the floor its round trips set.
 
 ``--quick`` runs every figure small and fast, to keep the benchmarks working in CI: timings are printed
-but not judged. The exit status is 1 only when a call count (figure 4) is wrong or a run fails.
+but not judged. The exit status is 1 only when a call count (figure 4), a round-trip or compile count
+(figure 7) is wrong or a run fails.
 """
 
 from __future__ import annotations
@@ -44,8 +47,9 @@ sys.path.insert(0, os.environ.get("ANSIBLE_COLLECTIONS_PATH", ""))
 # pylint: disable=wrong-import-position
 from ansible.release import __version__ as ANSIBLE_VERSION  # noqa: E402
 
+from ansible_collections.storage.vds.plugins.module_utils._backends import vds  # noqa: E402
 from ansible_collections.storage.vds.plugins.module_utils._backends.simulator import SimulatorBackend  # noqa: E402
-from ansible_collections.storage.vds.plugins.module_utils._vds import config  # noqa: E402
+from ansible_collections.storage.vds.plugins.module_utils._vds import config, tasks  # noqa: E402
 from ansible_collections.storage.vds.plugins.module_utils._vds.engine import Engine  # noqa: E402
 from ansible_collections.storage.vds.plugins.module_utils._vds.model import (  # noqa: E402
     Portal,
@@ -56,6 +60,8 @@ from ansible_collections.storage.vds.plugins.module_utils._vds.model import (  #
 )
 from ansible_collections.storage.vds.plugins.module_utils._vds.tasks import portal_group  # noqa: E402
 from ansible_collections.storage.vds.plugins.module_utils._vds.wait import Waiter  # noqa: E402
+from ansible_collections.storage.vds.tests.fakes import pypsrp as fake_pypsrp  # noqa: E402
+from ansible_collections.storage.vds.tests.fakes.pypsrp import _host  # noqa: E402
 
 MUTATING = ("AddPortal", "RemovePortal", "CreatePortalGroup", "DeletePortalGroup")
 IMPORT_RUNS = 15
@@ -605,6 +611,74 @@ def figure_large(ansible: Ansible, sizes: Sizes) -> Figure:
                                 for n, r in ratios.items()), growth))
 
 
+# --- 7. Windows over the wire -------------------------------------------------------------------------
+
+
+WIRE_LATENCY_MS = 50      # per round trip
+WIRE_COMPILE_MS = 1500    # per compile of the interop class
+
+
+def figure_wire(work: str, quick: bool) -> Figure:
+    """The vds backend over the fake pypsrp (tests/fakes/pypsrp), which counts invocations and compiles per host
+    and charges a latency per invocation and a cost per compile."""
+    latency_ms, compile_ms, runs = (5, 50, 5) if quick else (WIRE_LATENCY_MS, WIRE_COMPILE_MS, 20)
+    saved = {name: os.environ.get(name) for name in (_host.LATENCY_VARIABLE, _host.COMPILE_VARIABLE)}
+    real_pypsrp, real_error = getattr(vds, "pypsrp", None), vds.PYPSRP_IMPORT_ERROR
+    os.environ[_host.LATENCY_VARIABLE], os.environ[_host.COMPILE_VARIABLE] = str(latency_ms), str(compile_ms)
+    vds.pypsrp, vds.PYPSRP_IMPORT_ERROR = fake_pypsrp, None
+    addresses = [portal_address(number) for number in range(12)]
+    # The fake host's files on a memory file system where there is one: the figure is about the wire and the
+    # controller, not about this machine's disk.
+    folder = tempfile.mkdtemp(prefix="vds-bench-wire-", dir="/dev/shm" if os.path.isdir("/dev/shm") else work)
+    path = os.path.join(folder, "wire.json")
+    write_json(path, state_data(addresses, {IQN % "wire": {1: addresses[:1]}}))
+
+    def run(portals: t.Sequence[str]) -> t.Tuple[int, int, int, float]:
+        before = _host.counters(path)
+        start = time.perf_counter()
+        with vds.VdsBackend(vds.Connection(host=path, username="bench", password="bench", wait_timeout=30)) as backend:
+            result = tasks.portal_group(Engine(backend, 30), {"target": IQN % "wire", "tag": 1, "portals": list(portals)})
+        wall = time.perf_counter() - start
+        after = _host.counters(path)
+        fake_pypsrp.JOURNAL.clear()
+        return (len(result["steps"]), after["invocations"] - before["invocations"],
+                after["compiles"] - before["compiles"], wall)
+
+    try:
+        compiles = sum(run(addresses[:1])[2] for _run in range(runs))
+        measured = [("no change", run(addresses[:1])), ("1 step", run(addresses[:2])),
+                    ("10 steps", run(addresses[:12]))]
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        vds.pypsrp, vds.PYPSRP_IMPORT_ERROR = real_pypsrp, real_error
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    header = ("run", "steps", "round trips", "goal", "wall", "floor", "ratio")
+    lines = ["%-10s  %5s  %11s  %11s  %9s  %9s  %6s" % header]
+    counts_ok = compiles == 1
+    times_ok = True
+    for name, (steps, trips, _compiles, wall) in measured:
+        goal = 2 if steps == 0 else steps + 2
+        floor = trips * latency_ms / 1000.0
+        counts_ok = counts_ok and trips <= goal
+        times_ok = times_ok and wall <= 1.2 * floor
+        lines.append("%-10s  %5d  %11d  %11s  %9s  %9s  %5.2fx"
+                     % (name, steps, trips, "<= %d" % goal, ms(wall), ms(floor), wall / floor))
+    lines.append("compiles of the interop class across %d runs on one host: %d (goal 1)" % (runs, compiles))
+    lines.append("%d ms per round trip, %d ms per compile; wall: one module run's engine and backend, the class "
+                 "already kept on the host; floor: round trips x %d ms" % (latency_ms, compile_ms, latency_ms))
+    if quick:
+        lines.append("wall times not judged (quick run)")
+    met = counts_ok and (quick or times_ok)
+    trips_text = "/".join(str(trips) for _name, (_steps, trips, _compiles, _wall) in measured)
+    summary = "round trips %s; %d compile(s)" % (trips_text, compiles)
+    return Figure(7, "Windows over the wire", "no change <= 2 round trips, k steps <= k + 2; 1 compile in %d runs; "
+                  "wall within x1.2 of the floor" % runs, lines, met, summary, timing=False)
+
+
 # --- the run -------------------------------------------------------------------------------------------
 
 
@@ -613,11 +687,11 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small and fast: proves the benchmarks work; "
                         "timings are not judged")
     parser.add_argument("--forks", type=int, default=5, help="forks of every ansible-playbook run (default 5)")
-    parser.add_argument("--only", type=int, action="append", choices=range(1, 7), metavar="N",
+    parser.add_argument("--only", type=int, action="append", choices=range(1, 8), metavar="N",
                         help="measure only figure N (repeatable); 4 needs 3")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
-    wanted = set(args.only or range(1, 7))
+    wanted = set(args.only or range(1, 8))
     if 4 in wanted:
         wanted.add(3)
     print("storage.vds benchmarks (%s run): simulated provider, Python %s, ansible-core %s, %d CPUs, forks %d"
@@ -643,6 +717,8 @@ def main(argv: t.Sequence[str] | None = None) -> int:
             figures.append(report(figure_waiting(work, sizes), args.quick))
         if 6 in wanted:
             figures.append(report(figure_large(ansible, sizes), args.quick))
+        if 7 in wanted:
+            figures.append(report(figure_wire(work, args.quick), args.quick))
     except Failed as failure:
         print("\nFAILED: %s" % failure)
         return 1

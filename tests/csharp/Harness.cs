@@ -976,6 +976,45 @@ namespace StorageVds.Harness
             Balanced(lab);
         }
 
+        // Finish waits on the host: QueryStatus until done, then Wait; the operation ends in the same call.
+        static void FinishWaitsOnTheHost()
+        {
+            Lab lab = new Lab();
+            Ok(lab.Connect(), "Connect");
+            Hashtable started = Ok(Vds.AddPortal(lab.G2.Id.ToString(), lab.P6.Id.ToString()), "AddPortal");
+            FakeAsync pending = lab.World.Last;
+            pending.Progress.Enqueue(new int[] { H.VDS_E_OPERATION_PENDING, 10 });
+            pending.Progress.Enqueue(new int[] { H.VDS_E_OPERATION_PENDING, 60 });
+            Hashtable outcome = Ok(Vds.Finish(started, 30.0), "Finish");
+            Equal(true, outcome["finished"], "finished");
+            Equal(0, outcome["call_hresult"], "Wait's own HRESULT");
+            Equal(0, outcome["operation_hresult"], "the operation's HRESULT");
+            Equal(100L, outcome["percent"], "percent when done");
+            Equal(0, pending.Progress.Count, "every scripted status was asked for");
+            Equal(1, pending.Waits, "one Wait once done");
+            True(lab.G2.Members.Contains(lab.P6), "the portal was added");
+            Equal(1, pending.Released, "the operation is released by Finish");
+            Fails(Vds.QueryStatus((string)started["operation"]), unchecked((int)0x80070057), "operation handle",
+                  "a finished handle is gone");
+
+            // At the deadline: Cancel, with the last percent and Cancel's answer; no Wait.
+            started = Ok(Vds.RemovePortal(lab.G1.Id.ToString(), lab.P1.Id.ToString()), "RemovePortal");
+            pending = lab.World.Last;
+            pending.Progress.Enqueue(new int[] { H.VDS_E_OPERATION_PENDING, 40 });
+            outcome = Ok(Vds.Finish(started, 0.0), "Finish at the deadline");
+            Equal(false, outcome["finished"], "not finished");
+            Equal(40L, outcome["percent"], "the last percent");
+            Equal(H.VDS_E_NOT_SUPPORTED, outcome["cancel_hresult"], "Cancel's answer");
+            Equal(0, pending.Waits, "no Wait after the deadline");
+            True(lab.G1.Members.Contains(lab.P1), "the operation did not take effect");
+            Equal(1, pending.Released, "the operation is released at the deadline");
+
+            // A start that failed is answered as it is.
+            Hashtable refused = Vds.AddPortal("not a guid", lab.P6.Id.ToString());
+            Equal(refused, Vds.Finish(refused, 30.0), "a failed start passes through");
+            Balanced(lab);
+        }
+
         static void WaitKeepsBothHresultsApart()
         {
             Lab lab = new Lab();
@@ -1171,6 +1210,7 @@ namespace StorageVds.Harness
             tests["snapshot of one named subsystem"] = SnapshotNamesOneSubsystem;
             tests["snapshot failures name the call and release everything"] = SnapshotFailures;
             tests["AddPortal, QueryStatus, Wait with two HRESULTs"] = AddPortalWaitsWithTwoHresults;
+            tests["Finish waits on the host: QueryStatus, then Wait or Cancel at the deadline"] = FinishWaitsOnTheHost;
             tests["Wait keeps its own HRESULT apart from the operation's"] = WaitKeepsBothHresultsApart;
             tests["CreatePortalGroup reads the group obtained, also at the cap"] = CreatePortalGroupReadsTheGroupObtained;
             tests["vanished objects and malformed ids"] = VanishedObjectsAndBadIds;

@@ -25,8 +25,10 @@ CSHARP_SOURCE = r"""
 using System;
 using System.Collections;
 using System.Collections.Generic;
+using System.Diagnostics;
 using System.Net;
 using System.Runtime.InteropServices;
+using System.Threading;
 
 namespace StorageVds.Interop
 {
@@ -38,6 +40,7 @@ namespace StorageVds.Interop
         public const int E_INVALIDARG = unchecked((int)0x80070057);
         public const int VDS_E_OBJECT_NOT_FOUND = unchecked((int)0x80042405);
         public const int VDS_E_OBJECT_DELETED = unchecked((int)0x8004240B);
+        public const int VDS_E_OPERATION_PENDING = unchecked((int)0x80042409);
 
         public const uint VDS_QUERY_HARDWARE_PROVIDERS = 0x2;
         public const int VDS_HWT_ISCSI = 3;
@@ -834,6 +837,49 @@ namespace StorageVds.Interop
             }
         }
 
+        // Waits on the host as the engine's waiter does, so that one invocation starts an operation and
+        // brings back its outcome: QueryStatus until the operation is done, sleeping a growing share of
+        // the time waited (5 ms at first, 8 % of the time waited, at most 60 s), then Wait with both
+        // HRESULTs; at the deadline Cancel, and the answer says how far it got and what Cancel answered.
+        // The handle ends here either way.
+        public Hashtable Finish(string handle, double timeoutSeconds)
+        {
+            IVdsAsync pending = Pending(handle);
+            Stopwatch clock = Stopwatch.StartNew();
+            while (true)
+            {
+                int result;
+                uint percent;
+                Results.Check(pending.QueryStatus(out result, out percent), "IVdsAsync::QueryStatus");
+                if (result != Codes.VDS_E_OPERATION_PENDING)
+                {
+                    Hashtable outcome = Wait(handle);
+                    outcome["finished"] = true;
+                    outcome["percent"] = (long)percent;
+                    return outcome;
+                }
+                double waited = clock.Elapsed.TotalSeconds;
+                if (waited >= timeoutSeconds)
+                {
+                    operations.Remove(handle);
+                    try
+                    {
+                        Hashtable expired = new Hashtable();
+                        expired["finished"] = false;
+                        expired["percent"] = (long)percent;
+                        expired["cancel_hresult"] = pending.Cancel();
+                        return expired;
+                    }
+                    finally
+                    {
+                        seam.Release(pending);
+                    }
+                }
+                double pause = Math.Min(Math.Min(60.0, Math.Max(0.005, waited * 0.08)), timeoutSeconds - waited);
+                Thread.Sleep(TimeSpan.FromSeconds(pause));
+            }
+        }
+
         // The handle stays: a cancel may come too late, and the operation may still be waited on.
         public Hashtable Cancel(string handle)
         {
@@ -981,6 +1027,18 @@ namespace StorageVds.Interop
         public static Hashtable Wait(string operation)
         {
             return Results.Guard(delegate { return Current().Wait(operation); });
+        }
+
+        // A start and its wait in one invocation: the answer of a start that failed is returned as it is,
+        // else the operation is waited on (VdsSession.Finish).
+        public static Hashtable Finish(Hashtable started, double timeoutSeconds)
+        {
+            if (started == null || !true.Equals(started["ok"]))
+            {
+                return started;
+            }
+            string handle = started["operation"] as string;
+            return Results.Guard(delegate { return Current().Finish(handle, timeoutSeconds); });
         }
 
         public static Hashtable Cancel(string operation)

@@ -7,12 +7,23 @@ It does what PowerShell and the compiled C# class would do with them: binds the 
 parameters by name (refusing unknown ones, turning $null into "" for [string]), refuses the facade
 before the class is compiled, and answers each facade method with the JSON document the class
 returns, computed by the simulator's engine on the state file the host is named after.
+
+The wire is counted and timed: every invocation (one round trip) and every compile of the class is
+added to the host's counters (``counters(host)``, kept in ``<state file>.host/counts`` so that
+module runs in other processes add to them too), each invocation costs ``VDS_FAKE_LATENCY_MS`` and
+each compile ``VDS_FAKE_COMPILE_MS`` milliseconds (environment variables of the fake, 0 when unset).
+Its file system holds the folder where the backend keeps the compiled class (``assembly_folder``), with
+that folder's owner and the accounts that may write it (``read_acl``/``write_acl``), so that the tests
+can change, remove or expose what the host keeps.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
+import time
 import typing as t
 import uuid
 
@@ -20,22 +31,28 @@ from ansible_collections.storage.vds.plugins.module_utils._vds.provider import O
 from ansible_collections.storage.vds.plugins.module_utils._backends.simulator import SimulatorBackend, read_state
 from ansible_collections.storage.vds.plugins.module_utils._vds.errors import (
     BY_NAME,
+    VDS_E_OPERATION_PENDING,
     HResultError,
     NotFoundError,
     VdsError,
 )
 from ansible_collections.storage.vds.plugins.module_utils._vds.model import PORTAL_STATUSES, STATUS_CODES
+from ansible_collections.storage.vds.plugins.module_utils._vds.wait import PollPolicy
 
 #: Everything the host was asked, in order: connections, runspace events, scripts with their parameters.
 JOURNAL: list[dict[str, t.Any]] = []
 
 #: Failures to inject, by where they strike: "open" (an exception raised by RunspacePool.open),
 #: "Add-Type" (a compiler error) or a facade method name (an exception raised by the transport, or a
-#: string: a PowerShell error record).
+#: string: a PowerShell error record); "<method> answered" raises its exception after the host did the
+#: method, as a connection that drops before the answer comes back.
 FAULTS: dict[str, t.Any] = {}
 
 FACADE = "StorageVds.Interop.Vds"
-_CALL = re.compile(r"\[%s\]::(\w+)\(([^)]*)\)" % re.escape(FACADE))
+LATENCY_VARIABLE = "VDS_FAKE_LATENCY_MS"
+COMPILE_VARIABLE = "VDS_FAKE_COMPILE_MS"
+_CALL = re.compile(r"\[%s\]::(\w+)\(([^()]*)\)" % re.escape(FACADE))
+_FINISH = re.compile(r"\[%s\]::Finish\((.*), \$(\w+)\)\)" % re.escape(FACADE))
 _PARAMS = re.compile(r"^param\(([^)]*)\)")
 _PARAM = re.compile(r"\[(\w+)\]\$(\w+)")
 
@@ -64,6 +81,61 @@ class ErrorRecord:
         return self.message
 
 
+def cost(variable: str) -> float:
+    """Seconds one invocation or one compile costs, from the fake's environment variable (milliseconds)."""
+    return float(os.environ.get(variable) or 0) / 1000.0
+
+
+def host_folder(host: str) -> str:
+    """What the fake Windows host keeps beside its state file: counters and its file system."""
+    return host + ".host"
+
+
+def counters(host: str) -> dict[str, int]:
+    """How many invocations and compiles the host has seen, over every process."""
+    counts = {"invocations": 0, "compiles": 0}
+    try:
+        with open(os.path.join(host_folder(host), "counts"), encoding="utf-8") as stream:
+            for line in stream:
+                counts[line.strip()] = counts.get(line.strip(), 0) + 1
+    except FileNotFoundError:
+        pass
+    return counts
+
+
+def count(host: str, what: str) -> None:
+    """One more of ``what``: a line appended (one small write, so processes that share the host do not race)."""
+    os.makedirs(host_folder(host), exist_ok=True)
+    with open(os.path.join(host_folder(host), "counts"), "a", encoding="utf-8") as stream:
+        stream.write(what + "\n")
+
+
+#: Administrators and SYSTEM: the only ones who may write the folder of the kept assembly.
+TRUSTED = ("S-1-5-32-544", "S-1-5-18")
+_BOOTSTRAP = "[System.Reflection.Assembly]::Load("
+
+
+def assembly_folder(host: str) -> str:
+    """$env:ProgramData\\StorageVds of the fake host."""
+    return os.path.join(host_folder(host), "ProgramData", "StorageVds")
+
+
+def read_acl(folder: str) -> dict[str, t.Any]:
+    """The folder's owner and the accounts allowed to write it (SIDs), kept beside it."""
+    with open(folder + ".acl.json", encoding="utf-8") as stream:
+        return dict(json.load(stream))
+
+
+def write_acl(folder: str, owner: str, writers: t.Sequence[str]) -> None:
+    with open(folder + ".acl.json", "w", encoding="utf-8") as stream:
+        json.dump({"owner": owner, "writers": list(writers)}, stream)
+
+
+def _assembly(source: str) -> bytes:
+    """The bytes compiling ``source`` gives on the fake host."""
+    return b"MZ storage.vds interop " + hashlib.sha256(source.encode("utf-8")).hexdigest().encode("ascii")
+
+
 def _signed(hresult: int) -> int:
     """HRESULTs leave the C# class as signed 32-bit integers."""
     return hresult - (1 << 32) if hresult & 0x80000000 else hresult
@@ -82,42 +154,93 @@ class Runspace:
         self.session: SimulatorBackend | None = None
         self.operations: dict[str, Operation] = {}
 
-    def run(self, script: str, parameters: dict[str, t.Any]) -> tuple[list[t.Any], list[ErrorRecord]]:
+    def run(self, script: str, parameters: dict[str, t.Any]) -> tuple[list[t.Any], list[ErrorRecord], list[str]]:
+        """Output, error records and warnings of one command."""
         JOURNAL.append({"event": "invoke", "script": script, "parameters": dict(parameters)})
         declared = _PARAMS.match(script)
         bound: dict[str, t.Any] = {}
         kinds = dict((name, kind) for kind, name in _PARAM.findall(declared.group(1))) if declared else {}
         for name, value in parameters.items():
             if name not in kinds:
-                return [], [ErrorRecord("A parameter cannot be found that matches parameter name '%s'." % name)]
+                return [], [ErrorRecord("A parameter cannot be found that matches parameter name '%s'." % name)], []
             bound[name] = _bind(kinds[name], value)
-        if "Add-Type" in script:
-            fault = FAULTS.get("Add-Type")
-            if isinstance(fault, str):
-                return [], [ErrorRecord(fault)]
-            if "namespace StorageVds.Interop" not in str(bound.get("Source", "")):
-                return [], [ErrorRecord("Add-Type: the source does not define %s" % FACADE)]
-            self.compiled = True
-            return [], []
+        warnings: list[str] = []
+        if _BOOTSTRAP in script and not self.compiled:
+            failure = self.bootstrap(str(bound.get("Source", "")), warnings)
+            if failure is not None:
+                return [], [failure], warnings
         call = _CALL.search(script)
         if call is None:
-            return [], [ErrorRecord("The fake host runs only the storage.vds scripts")]
+            return [], [ErrorRecord("The fake host runs only the storage.vds scripts")], warnings
         if not self.compiled:
-            return [], [ErrorRecord("Unable to find type [%s]." % FACADE)]
+            return [], [ErrorRecord("Unable to find type [%s]." % FACADE)], warnings
         method = call.group(1)
         fault = FAULTS.get(method)
         if isinstance(fault, BaseException):
             raise fault
         if isinstance(fault, str):
-            return [], [ErrorRecord(fault)]
+            return [], [ErrorRecord(fault)], warnings
         arguments = [bound.get(name) for name in re.findall(r"\$(\w+)", call.group(2))]
+        finish = _FINISH.search(script)
         try:
             answer = getattr(self, "facade_" + method)(*arguments)
+            answer.setdefault("ok", True)
+            if finish is not None and answer["ok"]:
+                answer = self.facade_Finish(answer["operation"], float(bound[finish.group(2)]))
+                answer.setdefault("ok", True)
         except VdsError as error:
             # The simulator's own trouble (its state file) is the host failing, not a VDS code.
-            return [], [ErrorRecord(str(error))]
-        answer.setdefault("ok", True)
-        return [json.dumps(answer)], []
+            return [], [ErrorRecord(str(error))], warnings
+        dropped = FAULTS.get(method + " answered")
+        if isinstance(dropped, BaseException):
+            raise dropped
+        return [json.dumps(answer)], [], warnings
+
+    def bootstrap(self, source: str, warnings: list[str]) -> ErrorRecord | None:
+        """What the backend's BOOTSTRAP does on Windows: load the kept assembly when its hash matches, else
+        compile (and keep it when the folder may be written only by Administrators and SYSTEM)."""
+        name = hashlib.sha256(source.encode("utf-8")).hexdigest()
+        folder = assembly_folder(self.state_path)
+        if not os.path.isdir(folder):
+            os.makedirs(folder)
+            write_acl(folder, TRUSTED[0], list(TRUSTED))
+        acl = read_acl(folder)
+        others = [sid for sid in acl["writers"] if sid not in TRUSTED]
+        cached: str | None = None
+        if acl["owner"] not in TRUSTED or others:
+            warnings.append("storage.vds: %s may be written by others than Administrators and SYSTEM (owner %s; "
+                            "others who may write: %s), so the interop class was compiled in memory and not kept. "
+                            "Remove the folder: the next run makes it again." % (folder, acl["owner"], ", ".join(others)))
+        else:
+            cached = os.path.join(folder, name + ".dll")
+            try:
+                with open(cached, "rb") as stream:
+                    data = stream.read()
+                with open(cached + ".sha256", encoding="utf-8") as stream:
+                    expected: str | None = stream.read().strip()
+            except OSError:
+                data, expected = b"", None
+            # Assembly.Load of the verified bytes: only a real assembly gives the type.
+            if hashlib.sha256(data).hexdigest() == expected and data == _assembly(source):
+                JOURNAL.append({"event": "load", "path": cached})
+                self.compiled = True
+                return None
+        fault = FAULTS.get("Add-Type")
+        if isinstance(fault, str):
+            return ErrorRecord(fault)
+        if "namespace StorageVds.Interop" not in source:
+            return ErrorRecord("Add-Type: the source does not define %s" % FACADE)
+        JOURNAL.append({"event": "compile", "kept": cached})
+        count(self.state_path, "compiles")
+        time.sleep(cost(COMPILE_VARIABLE))
+        if cached is not None:
+            data = _assembly(source)
+            with open(cached + ".sha256", "w", encoding="utf-8") as stream:
+                stream.write(hashlib.sha256(data).hexdigest())
+            with open(cached, "wb") as stream:
+                stream.write(data)
+        self.compiled = True
+        return None
 
     # -- the facade methods of the C# class --
 
@@ -190,6 +313,24 @@ class Runspace:
             answer.update(group_id=result.group_id, group_tag=result.group_tag)
         return answer
 
+    def facade_Finish(self, handle: str, timeout: float) -> dict[str, t.Any]:
+        """The class's wait on the host: QueryStatus with the waiter's backoff, Cancel at the deadline."""
+        operation = self.operations[handle]
+        policy = PollPolicy()
+        start = time.monotonic()
+        while True:
+            status = self._sim().query_status(operation)
+            if status.hresult != VDS_E_OPERATION_PENDING:
+                answer = self.facade_Wait(handle)
+                answer.update(finished=True, percent=status.percent)
+                return answer
+            waited = time.monotonic() - start
+            if waited >= timeout:
+                del self.operations[handle]
+                return {"finished": False, "percent": status.percent,
+                        "cancel_hresult": _signed(self._sim().cancel(operation))}
+            time.sleep(min(policy.interval(waited), timeout - waited))
+
     def facade_Cancel(self, handle: str) -> dict[str, t.Any]:
         operation = self.operations.get(handle)
         if operation is None:
@@ -219,4 +360,6 @@ def _bind(kind: str, value: t.Any) -> t.Any:
         return "" if value is None else str(value)
     if kind == "int":
         return int(value)
+    if kind == "double":
+        return float(value)
     return value

@@ -5,9 +5,10 @@
 
 from __future__ import annotations
 
+import time
 import typing as t
 
-from ._host import FAULTS, JOURNAL, Runspace
+from ._host import FAULTS, JOURNAL, LATENCY_VARIABLE, Runspace, cost, count
 from .complex_objects import ApartmentState, PSThreadOptions
 from .wsman import WSMan
 
@@ -33,9 +34,17 @@ class RunspacePool:
         self.runspace = None
 
 
+class WarningRecord:
+    """pypsrp.messages.WarningRecord: the text is its ``message``."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
 class PSDataStreams:
     def __init__(self) -> None:
         self.error: list[t.Any] = []
+        self.warning: list[WarningRecord] = []
 
 
 class PowerShell:
@@ -63,9 +72,13 @@ class PowerShell:
         runspace = self.runspace_pool.runspace
         if runspace is None:
             raise RuntimeError("the runspace pool is not open")
+        # One invocation is one round trip, whatever the pipeline holds.
+        count(runspace.state_path, "invocations")
+        time.sleep(cost(LATENCY_VARIABLE))
         for script, parameters in self.commands:
-            output, errors = runspace.run(script, parameters)
+            output, errors, warnings = runspace.run(script, parameters)
             self.output.extend(output)
             self.streams.error.extend(errors)
+            self.streams.warning.extend(WarningRecord(warning) for warning in warnings)
         self.had_errors = bool(self.streams.error)
         return self.output

@@ -76,3 +76,11 @@ def test_constants_and_exceptions():
     assert (real.code, str(real)) == (double.code, str(double))
     real_fault = pypsrp_exceptions.WSManFaultError("1", "m", "reason", "", "", "")
     assert real_fault.reason == fake.exceptions.WSManFaultError("1", "m", "reason", "", "", "").reason
+
+
+def test_warnings_arrive_as_records_with_a_message():
+    """The backend reads ``shell.streams.warning`` (the kept assembly's folder refused) as pypsrp gives it."""
+    pypsrp_messages = pytest.importorskip("pypsrp.messages")
+    assert pypsrp_powershell.PSDataStreams().warning == fake.powershell.PSDataStreams().warning == []
+    real = pypsrp_messages.WarningRecord(message="folder refused")
+    assert real.message == fake.powershell.WarningRecord("folder refused").message == "folder refused"

@@ -93,20 +93,34 @@ def test_every_script_calls_a_facade_method_with_its_parameters():
                    for name, args in re.findall(r"public static Hashtable (\w+)\(([^)]*)\)", facade))
     called = set()
     for name, script in vds.SCRIPTS.items():
-        call = re.search(r"\[%s\]::(\w+)\(([^)]*)\)" % re.escape(FACADE_TYPE), script)
+        call = re.search(r"\[%s\]::(\w+)\(([^()]*)\)" % re.escape(FACADE_TYPE), script)
         assert call and call.group(1) == name
         arguments = [arg.strip() for arg in call.group(2).split(",") if arg.strip()]
         assert len(arguments) == len(methods[name]), name
         declared_parameters = re.findall(r"\$(\w+)", script.split("\n", 1)[0])
+        if "::Finish(" in script:
+            # A start waited on by the class in the same invocation: Finish(<the start>, $Timeout).
+            assert "[%s]::Finish(%s, $Timeout)" % (FACADE_TYPE, call.group(0)) in script
+            assert declared_parameters.pop() == "Timeout"
+            assert "[double]$Timeout" in script.split("\n", 1)[0]
+            called.add("Finish")
         assert ["$" + parameter for parameter in declared_parameters] == arguments
         called.add(name)
-    assert called == set(methods) - {"Connect"}  # Connect is the harness's way in
+    # Connect is the harness's way in; QueryStatus, Wait and Cancel are what Finish does on the host, and the
+    # harness's way to each of them alone.
+    assert called == set(methods) - {"Connect", "QueryStatus", "Wait", "Cancel"}
+    assert {"AddPortal", "RemovePortal", "CreatePortalGroup", "DeletePortalGroup", "SetPortalStatus"} == {
+        name for name, script in vds.SCRIPTS.items() if "::Finish(" in script}
 
 
 def test_scripts_are_constant_text():
     # Values reach the host only as parameters: no script may be built from anything else.
-    for script in list(vds.SCRIPTS.values()) + [vds.COMPILE_SCRIPT]:
+    for script in list(vds.SCRIPTS.values()) + list(vds.FIRST_SCRIPTS.values()):
         assert script.startswith("param(")
         assert "$ErrorActionPreference = 'Stop'" in script
-    assert "$Source" in vds.COMPILE_SCRIPT and "CSHARP" not in vds.COMPILE_SCRIPT
-    assert "-as [type]" in vds.COMPILE_SCRIPT  # compiled once per runspace
+    for name, script in vds.FIRST_SCRIPTS.items():
+        # The same call, after the bootstrap; the source is one more parameter.
+        assert script.replace(vds.BOOTSTRAP, "").replace(", [string]$Source)", ")").replace(
+            "([string]$Source)", "()") == vds.SCRIPTS[name]
+    assert "$Source" in vds.BOOTSTRAP and "CSHARP" not in vds.BOOTSTRAP
+    assert vds.BOOTSTRAP.startswith("if (-not ('%s' -as [type])) {" % FACADE_TYPE)  # once per runspace

@@ -77,7 +77,7 @@ def test_hostile_values_reach_the_host_only_as_data(fake, run_module, tmp_path):
     assert read(path)["subsystems"][0]["targets"][0]["groups"][0]["portals"] == [
         "10.0.0.1:3260", "10.0.0.2:3260", "10.0.0.4:3260", "10.0.0.3:3260"]
     assert runs[2].result["subsystems"][0]["name"] == HOSTILE_NAME
-    scripts = set(vds.SCRIPTS.values()) | {vds.COMPILE_SCRIPT}
+    scripts = set(vds.SCRIPTS.values()) | set(vds.FIRST_SCRIPTS.values())
     sent = invocations(fake.JOURNAL)
     assert sent and all(entry["script"] in scripts for entry in sent)
     subsystem_parameters = [entry["parameters"]["Subsystem"] for entry in sent if "Subsystem" in entry["parameters"]]
