@@ -16,36 +16,6 @@ using StorageVds.Shared;
 
 namespace StorageVds.Harness
 {
-    static class H
-    {
-        public const int S_OK = 0;
-        public const int S_FALSE = 1;
-        public const int E_NOTIMPL = unchecked((int)0x80004001);
-        public const int VDS_E_OPERATION_PENDING = unchecked((int)0x80042409);
-        public const int VDS_E_OBJECT_NOT_FOUND = unchecked((int)0x80042405);
-        public const int VDS_E_OBJECT_DELETED = unchecked((int)0x8004240B);
-        public const int VDS_E_ANOTHER_CALL_IN_PROGRESS = unchecked((int)0x80042404);
-        public const int VDS_E_PROVIDER_CACHE_CORRUPT = unchecked((int)0x8004241F);
-        public const int VDS_E_NOT_SUPPORTED = unchecked((int)0x80042400);
-        public const int VDS_E_OBJECT_EXISTS = unchecked((int)0x8004241D);
-        public const int VDS_E_ASYNC_OBJECT_FAILURE = unchecked((int)0x8004244E);
-        public const int VDS_S_ALREADY_EXISTS = 0x00042714;
-        public const int RPC_E_DISCONNECTED = unchecked((int)0x80010108);
-
-        // The return codes of the reference table, each of which must travel unchanged.
-        public static readonly int[] TableCodes = {
-            0x00000000, 0x00042714, 0x00042715,
-            unchecked((int)0x80042400), unchecked((int)0x80042402), unchecked((int)0x80042404),
-            unchecked((int)0x80042405), unchecked((int)0x80042409), unchecked((int)0x8004240B),
-            unchecked((int)0x8004240C), unchecked((int)0x8004240D), unchecked((int)0x8004241D),
-            unchecked((int)0x8004241F), unchecked((int)0x80042427), unchecked((int)0x80042431),
-            unchecked((int)0x80042442), unchecked((int)0x8004244E), unchecked((int)0x8004245F),
-            unchecked((int)0x80042463), unchecked((int)0x8004270C), unchecked((int)0x80042901),
-            unchecked((int)0x8004290B), unchecked((int)0x80042A05), unchecked((int)0x80070057),
-            unchecked((int)0x8007000E), unchecked((int)0x80070005),
-        };
-    }
-
     // ---- the world of fakes: every object handed out is counted, every release too ----
 
     class World
@@ -123,7 +93,7 @@ namespace StorageVds.Harness
             int code;
             LastCallFaulted = Fault(key, out code) || Fault(fake.Label + "." + name, out code) ||
                               Fault(fake.GetType().Name + "." + method, out code);
-            return LastCallFaulted ? code : H.S_OK;
+            return LastCallFaulted ? code : C.S_OK;
         }
 
         bool Fault(string key, out int code)
@@ -249,16 +219,16 @@ namespace StorageVds.Harness
             {
                 item = IntPtr.Zero;
                 fetched = 0;
-                return H.S_FALSE;
+                return C.S_FALSE;
             }
             item = World.Raw(items[next++]);
             fetched = 1;
-            return H.S_OK;
+            return C.S_OK;
         }
 
-        public int Skip() { return H.E_NOTIMPL; }
-        public int Reset() { return H.E_NOTIMPL; }
-        public int Clone() { return H.E_NOTIMPL; }
+        public int Skip() { return C.E_NOTIMPL; }
+        public int Reset() { return C.E_NOTIMPL; }
+        public int Clone() { return C.E_NOTIMPL; }
     }
 
     class FakeLoader : Fake, IVdsServiceLoader
@@ -279,9 +249,9 @@ namespace StorageVds.Harness
     {
         public readonly List<Fake> Providers = new List<Fake>();
 
-        public int IsServiceReady() { return H.E_NOTIMPL; }
+        public int IsServiceReady() { return C.E_NOTIMPL; }
         public int WaitForServiceReady() { return World.Call(this, "WaitForServiceReady"); }
-        public int GetProperties() { return H.E_NOTIMPL; }
+        public int GetProperties() { return C.E_NOTIMPL; }
 
         public int QueryProviders(uint masks, out IEnumVdsObject providers)
         {
@@ -290,8 +260,8 @@ namespace StorageVds.Harness
             return hr;
         }
 
-        public int QueryMaskedDisks() { return H.E_NOTIMPL; }
-        public int QueryUnallocatedDisks() { return H.E_NOTIMPL; }
+        public int QueryMaskedDisks() { return C.E_NOTIMPL; }
+        public int QueryUnallocatedDisks() { return C.E_NOTIMPL; }
 
         public int GetObject(Guid objectId, int type, out object unknown)
         {
@@ -309,19 +279,19 @@ namespace StorageVds.Harness
                     return hr;
                 }
             }
-            return H.VDS_E_OBJECT_NOT_FOUND;
+            return C.VDS_E_OBJECT_NOT_FOUND;
         }
 
-        public int QueryDriveLetters() { return H.E_NOTIMPL; }
-        public int QueryFileSystemTypes() { return H.E_NOTIMPL; }
-        public int Reenumerate() { return H.E_NOTIMPL; }
-        public int Refresh() { return H.E_NOTIMPL; }
-        public int CleanupObsoleteMountPoints() { return H.E_NOTIMPL; }
-        public int Advise() { return H.E_NOTIMPL; }
-        public int Unadvise() { return H.E_NOTIMPL; }
-        public int Reboot() { return H.E_NOTIMPL; }
-        public int SetFlags() { return H.E_NOTIMPL; }
-        public int ClearFlags() { return H.E_NOTIMPL; }
+        public int QueryDriveLetters() { return C.E_NOTIMPL; }
+        public int QueryFileSystemTypes() { return C.E_NOTIMPL; }
+        public int Reenumerate() { return C.E_NOTIMPL; }
+        public int Refresh() { return C.E_NOTIMPL; }
+        public int CleanupObsoleteMountPoints() { return C.E_NOTIMPL; }
+        public int Advise() { return C.E_NOTIMPL; }
+        public int Unadvise() { return C.E_NOTIMPL; }
+        public int Reboot() { return C.E_NOTIMPL; }
+        public int SetFlags() { return C.E_NOTIMPL; }
+        public int ClearFlags() { return C.E_NOTIMPL; }
     }
 
     // A software provider: in the list, but neither a hardware provider nor typed.
@@ -365,17 +335,17 @@ namespace StorageVds.Harness
             return hr;
         }
 
-        public int GetProvider() { return H.E_NOTIMPL; }
-        public int QueryControllers() { return H.E_NOTIMPL; }
-        public int QueryLuns() { return H.E_NOTIMPL; }
-        public int QueryDrives() { return H.E_NOTIMPL; }
-        public int GetDrive() { return H.E_NOTIMPL; }
-        public int Reenumerate() { return H.E_NOTIMPL; }
-        public int SetControllerStatus() { return H.E_NOTIMPL; }
-        public int CreateLun() { return H.E_NOTIMPL; }
-        public int ReplaceDrive() { return H.E_NOTIMPL; }
-        public int SetStatus() { return H.E_NOTIMPL; }
-        public int QueryMaxLunCreateSize() { return H.E_NOTIMPL; }
+        public int GetProvider() { return C.E_NOTIMPL; }
+        public int QueryControllers() { return C.E_NOTIMPL; }
+        public int QueryLuns() { return C.E_NOTIMPL; }
+        public int QueryDrives() { return C.E_NOTIMPL; }
+        public int GetDrive() { return C.E_NOTIMPL; }
+        public int Reenumerate() { return C.E_NOTIMPL; }
+        public int SetControllerStatus() { return C.E_NOTIMPL; }
+        public int CreateLun() { return C.E_NOTIMPL; }
+        public int ReplaceDrive() { return C.E_NOTIMPL; }
+        public int SetStatus() { return C.E_NOTIMPL; }
+        public int QueryMaxLunCreateSize() { return C.E_NOTIMPL; }
     }
 
     class FakeSubsystem : FakePlainSubsystem, IVdsSubSystemIscsi
@@ -397,8 +367,8 @@ namespace StorageVds.Harness
             return hr;
         }
 
-        public int CreateTarget() { return H.E_NOTIMPL; }
-        public int SetIpsecGroupPresharedKey() { return H.E_NOTIMPL; }
+        public int CreateTarget() { return C.E_NOTIMPL; }
+        public int SetIpsecGroupPresharedKey() { return C.E_NOTIMPL; }
     }
 
     class FakePortal : Fake, IVdsIscsiPortal
@@ -420,17 +390,17 @@ namespace StorageVds.Harness
             return World.Call(this, "GetProperties");
         }
 
-        public int GetSubSystem() { return H.E_NOTIMPL; }
-        public int QueryAssociatedPortalGroups() { return H.E_NOTIMPL; }
+        public int GetSubSystem() { return C.E_NOTIMPL; }
+        public int QueryAssociatedPortalGroups() { return C.E_NOTIMPL; }
 
         public int SetStatus(int status, out IVdsAsync pending)
         {
             return World.Start(this, "SetStatus", out pending, delegate { Status = status; });
         }
 
-        public int SetIpsecTunnelAddress() { return H.E_NOTIMPL; }
-        public int GetIpsecSecurity() { return H.E_NOTIMPL; }
-        public int SetIpsecSecurity() { return H.E_NOTIMPL; }
+        public int SetIpsecTunnelAddress() { return C.E_NOTIMPL; }
+        public int GetIpsecSecurity() { return C.E_NOTIMPL; }
+        public int SetIpsecSecurity() { return C.E_NOTIMPL; }
     }
 
     class FakeGroup : Fake, IVdsIscsiPortalGroup
@@ -452,7 +422,7 @@ namespace StorageVds.Harness
             return World.Call(this, "GetProperties");
         }
 
-        public int GetTarget() { return H.E_NOTIMPL; }
+        public int GetTarget() { return C.E_NOTIMPL; }
 
         public int QueryAssociatedPortals(out IEnumVdsObject portals)
         {
@@ -480,7 +450,7 @@ namespace StorageVds.Harness
             {
                 World.Call(this, "AddPortal");
                 pending = null;
-                return H.VDS_E_OBJECT_NOT_FOUND;
+                return C.VDS_E_OBJECT_NOT_FOUND;
             }
             return World.Start(this, "AddPortal", out pending, delegate { Members.Add(portal); });
         }
@@ -523,7 +493,7 @@ namespace StorageVds.Harness
             return hr;
         }
 
-        public int GetSubSystem() { return H.E_NOTIMPL; }
+        public int GetSubSystem() { return C.E_NOTIMPL; }
 
         public int QueryPortalGroups(out IEnumVdsObject groups)
         {
@@ -532,7 +502,7 @@ namespace StorageVds.Harness
             return hr;
         }
 
-        public int QueryAssociatedLuns() { return H.E_NOTIMPL; }
+        public int QueryAssociatedLuns() { return C.E_NOTIMPL; }
 
         // A provider with a cap answers VDS_S_ALREADY_EXISTS and hands back its first group.
         public int CreatePortalGroup(out IVdsAsync pending)
@@ -547,7 +517,7 @@ namespace StorageVds.Harness
             if (Groups.Count >= Cap)
             {
                 group = (FakeGroup)Groups[0];
-                created.Result = H.VDS_S_ALREADY_EXISTS;
+                created.Result = C.VDS_S_ALREADY_EXISTS;
             }
             else
             {
@@ -562,11 +532,11 @@ namespace StorageVds.Harness
             return hr;
         }
 
-        public int Delete() { return H.E_NOTIMPL; }
-        public int SetFriendlyName() { return H.E_NOTIMPL; }
-        public int SetSharedSecret() { return H.E_NOTIMPL; }
-        public int RememberInitiatorSharedSecret() { return H.E_NOTIMPL; }
-        public int GetConnectedInitiators() { return H.E_NOTIMPL; }
+        public int Delete() { return C.E_NOTIMPL; }
+        public int SetFriendlyName() { return C.E_NOTIMPL; }
+        public int SetSharedSecret() { return C.E_NOTIMPL; }
+        public int RememberInitiatorSharedSecret() { return C.E_NOTIMPL; }
+        public int GetConnectedInitiators() { return C.E_NOTIMPL; }
     }
 
     delegate void Effect();
@@ -575,9 +545,9 @@ namespace StorageVds.Harness
     class FakeAsync : Fake, IVdsAsync
     {
         public readonly Queue<int[]> Progress = new Queue<int[]>();
-        public int WaitCall = H.S_OK;
-        public int Result = H.S_OK;
-        public int CancelResult = H.VDS_E_NOT_SUPPORTED;
+        public int WaitCall = C.S_OK;
+        public int Result = C.S_OK;
+        public int CancelResult = C.VDS_E_NOT_SUPPORTED;
         public int OutputType;
         public Fake Output;
         public Effect Effect;
@@ -862,8 +832,8 @@ namespace StorageVds.Harness
         static void OpenFailureReleasesEverything()
         {
             Lab lab = new Lab();
-            lab.World.Faults["service.WaitForServiceReady"] = H.VDS_E_PROVIDER_CACHE_CORRUPT;
-            Fails(lab.Connect(), H.VDS_E_PROVIDER_CACHE_CORRUPT, "IVdsService::WaitForServiceReady", "Connect");
+            lab.World.Faults["service.WaitForServiceReady"] = C.VDS_E_PROVIDER_CACHE_CORRUPT;
+            Fails(lab.Connect(), C.VDS_E_PROVIDER_CACHE_CORRUPT, "IVdsService::WaitForServiceReady", "Connect");
             string problems = lab.World.Unbalanced();
             True(problems == null, "release discipline: " + problems);
         }
@@ -936,13 +906,13 @@ namespace StorageVds.Harness
 
         static void SnapshotFailures()
         {
-            SnapshotFailureKeepsTheDiscipline("t1.QueryPortalGroups", H.VDS_E_PROVIDER_CACHE_CORRUPT,
+            SnapshotFailureKeepsTheDiscipline("t1.QueryPortalGroups", C.VDS_E_PROVIDER_CACHE_CORRUPT,
                                               "IVdsIscsiTarget::QueryPortalGroups");
-            SnapshotFailureKeepsTheDiscipline("t1.GetProperties", H.VDS_E_OBJECT_DELETED, "IVdsIscsiTarget::GetProperties");
-            SnapshotFailureKeepsTheDiscipline("g2.members.Next", H.VDS_E_ANOTHER_CALL_IN_PROGRESS,
+            SnapshotFailureKeepsTheDiscipline("t1.GetProperties", C.VDS_E_OBJECT_DELETED, "IVdsIscsiTarget::GetProperties");
+            SnapshotFailureKeepsTheDiscipline("g2.members.Next", C.VDS_E_ANOTHER_CALL_IN_PROGRESS,
                                               "IEnumVdsObject::Next after IVdsIscsiPortalGroup::QueryAssociatedPortals");
             SnapshotFailureKeepsTheDiscipline("service.QueryProviders2", unchecked((int)0x80042427), "IVdsService::QueryProviders");
-            SnapshotFailureKeepsTheDiscipline("FakeSubsystem.GetProperties", H.VDS_E_OBJECT_DELETED, "IVdsSubSystem::GetProperties");
+            SnapshotFailureKeepsTheDiscipline("FakeSubsystem.GetProperties", C.VDS_E_OBJECT_DELETED, "IVdsSubSystem::GetProperties");
         }
 
         static Hashtable Status(string handle)
@@ -958,10 +928,10 @@ namespace StorageVds.Harness
             string handle = (string)started["operation"];
             Equal(0, started["hresult"], "call hresult");
             FakeAsync pending = lab.World.Last;
-            pending.Progress.Enqueue(new int[] { H.VDS_E_OPERATION_PENDING, 10 });
-            pending.Progress.Enqueue(new int[] { H.VDS_E_OPERATION_PENDING, -1 });
+            pending.Progress.Enqueue(new int[] { C.VDS_E_OPERATION_PENDING, 10 });
+            pending.Progress.Enqueue(new int[] { C.VDS_E_OPERATION_PENDING, -1 });
             Hashtable status = Status(handle);
-            Equal(H.VDS_E_OPERATION_PENDING, status["hresult"], "pending");
+            Equal(C.VDS_E_OPERATION_PENDING, status["hresult"], "pending");
             Equal(10L, status["percent"], "percent");
             Equal(4294967295L, Status(handle)["percent"], "0xFFFFFFFF tolerated");
             Equal(0, Status(handle)["hresult"], "done");
@@ -983,8 +953,8 @@ namespace StorageVds.Harness
             Ok(lab.Connect(), "Connect");
             Hashtable started = Ok(Vds.AddPortal(lab.G2.Id.ToString(), lab.P6.Id.ToString()), "AddPortal");
             FakeAsync pending = lab.World.Last;
-            pending.Progress.Enqueue(new int[] { H.VDS_E_OPERATION_PENDING, 10 });
-            pending.Progress.Enqueue(new int[] { H.VDS_E_OPERATION_PENDING, 60 });
+            pending.Progress.Enqueue(new int[] { C.VDS_E_OPERATION_PENDING, 10 });
+            pending.Progress.Enqueue(new int[] { C.VDS_E_OPERATION_PENDING, 60 });
             Hashtable outcome = Ok(Vds.Finish(started, 30.0), "Finish");
             Equal(true, outcome["finished"], "finished");
             Equal(0, outcome["call_hresult"], "Wait's own HRESULT");
@@ -1000,11 +970,11 @@ namespace StorageVds.Harness
             // At the deadline: Cancel, with the last percent and Cancel's answer; no Wait.
             started = Ok(Vds.RemovePortal(lab.G1.Id.ToString(), lab.P1.Id.ToString()), "RemovePortal");
             pending = lab.World.Last;
-            pending.Progress.Enqueue(new int[] { H.VDS_E_OPERATION_PENDING, 40 });
+            pending.Progress.Enqueue(new int[] { C.VDS_E_OPERATION_PENDING, 40 });
             outcome = Ok(Vds.Finish(started, 0.0), "Finish at the deadline");
             Equal(false, outcome["finished"], "not finished");
             Equal(40L, outcome["percent"], "the last percent");
-            Equal(H.VDS_E_NOT_SUPPORTED, outcome["cancel_hresult"], "Cancel's answer");
+            Equal(C.VDS_E_NOT_SUPPORTED, outcome["cancel_hresult"], "Cancel's answer");
             Equal(0, pending.Waits, "no Wait after the deadline");
             True(lab.G1.Members.Contains(lab.P1), "the operation did not take effect");
             Equal(1, pending.Released, "the operation is released at the deadline");
@@ -1020,16 +990,16 @@ namespace StorageVds.Harness
             Lab lab = new Lab();
             Ok(lab.Connect(), "Connect");
             string handle = (string)Ok(Vds.RemovePortal(lab.G1.Id.ToString(), lab.P1.Id.ToString()), "RemovePortal")["operation"];
-            lab.World.Last.WaitCall = H.VDS_E_ASYNC_OBJECT_FAILURE;
+            lab.World.Last.WaitCall = C.VDS_E_ASYNC_OBJECT_FAILURE;
             Hashtable outcome = Ok(Vds.Wait(handle), "Wait");
-            Equal(H.VDS_E_ASYNC_OBJECT_FAILURE, outcome["call_hresult"], "Wait failed itself");
+            Equal(C.VDS_E_ASYNC_OBJECT_FAILURE, outcome["call_hresult"], "Wait failed itself");
             Equal(0, outcome["operation_hresult"], "the operation's own result is reported apart");
 
             handle = (string)Ok(Vds.AddPortal(lab.G2.Id.ToString(), lab.P1.Id.ToString()), "AddPortal")["operation"];
-            lab.World.Last.Result = H.VDS_E_OBJECT_EXISTS;
+            lab.World.Last.Result = C.VDS_E_OBJECT_EXISTS;
             outcome = Ok(Vds.Wait(handle), "Wait");
             Equal(0, outcome["call_hresult"], "Wait succeeded");
-            Equal(H.VDS_E_OBJECT_EXISTS, outcome["operation_hresult"], "the operation failed");
+            Equal(C.VDS_E_OBJECT_EXISTS, outcome["operation_hresult"], "the operation failed");
             Balanced(lab);
         }
 
@@ -1046,7 +1016,7 @@ namespace StorageVds.Harness
             lab.T1.Cap = 2;
             handle = (string)Ok(Vds.CreatePortalGroup(lab.T1.Id.ToString()), "CreatePortalGroup at the cap")["operation"];
             Hashtable substituted = Ok(Vds.Wait(handle), "Wait");
-            Equal(H.VDS_S_ALREADY_EXISTS, substituted["operation_hresult"], "VDS_S_ALREADY_EXISTS is a success");
+            Equal(C.VDS_S_ALREADY_EXISTS, substituted["operation_hresult"], "VDS_S_ALREADY_EXISTS is a success");
             Equal(1, substituted["group_tag"], "the existing group handed back");
             Equal(lab.G1.Id.ToString(), substituted["group_id"], "its id");
             Balanced(lab);
@@ -1057,10 +1027,10 @@ namespace StorageVds.Harness
             Lab lab = new Lab();
             Ok(lab.Connect(), "Connect");
             string gone = Guid.NewGuid().ToString();
-            Fails(Vds.AddPortal(gone, lab.P1.Id.ToString()), H.VDS_E_OBJECT_DELETED, "IVdsService::GetObject", "vanished group");
-            Fails(Vds.SetPortalStatus(gone, 4), H.VDS_E_OBJECT_DELETED, "IVdsService::GetObject", "vanished portal");
-            Fails(Vds.DeletePortalGroup(lab.P1.Id.ToString()), H.VDS_E_OBJECT_DELETED, "IVdsService::GetObject", "wrong type");
-            Fails(Vds.AddPortal(lab.G1.Id.ToString(), gone), H.VDS_E_OBJECT_NOT_FOUND, "IVdsIscsiPortalGroup::AddPortal",
+            Fails(Vds.AddPortal(gone, lab.P1.Id.ToString()), C.VDS_E_OBJECT_DELETED, "IVdsService::GetObject", "vanished group");
+            Fails(Vds.SetPortalStatus(gone, 4), C.VDS_E_OBJECT_DELETED, "IVdsService::GetObject", "vanished portal");
+            Fails(Vds.DeletePortalGroup(lab.P1.Id.ToString()), C.VDS_E_OBJECT_DELETED, "IVdsService::GetObject", "wrong type");
+            Fails(Vds.AddPortal(lab.G1.Id.ToString(), gone), C.VDS_E_OBJECT_NOT_FOUND, "IVdsIscsiPortalGroup::AddPortal",
                   "unknown portal passes through");
             Fails(Vds.AddPortal("'; Remove-Item C:\\ -Recurse; $(x)", lab.P1.Id.ToString()), unchecked((int)0x80070057),
                   "object id", "a malformed id");
@@ -1072,8 +1042,8 @@ namespace StorageVds.Harness
         {
             Lab lab = new Lab();
             Ok(lab.Connect(), "Connect");
-            lab.World.Faults["g1.Delete"] = H.VDS_E_ANOTHER_CALL_IN_PROGRESS;
-            Fails(Vds.DeletePortalGroup(lab.G1.Id.ToString()), H.VDS_E_ANOTHER_CALL_IN_PROGRESS, "IVdsIscsiPortalGroup::Delete", "busy");
+            lab.World.Faults["g1.Delete"] = C.VDS_E_ANOTHER_CALL_IN_PROGRESS;
+            Fails(Vds.DeletePortalGroup(lab.G1.Id.ToString()), C.VDS_E_ANOTHER_CALL_IN_PROGRESS, "IVdsIscsiPortalGroup::Delete", "busy");
             lab.World.Faults.Remove("g1.Delete");
             string handle = (string)Ok(Vds.DeletePortalGroup(lab.G1.Id.ToString()), "Delete")["operation"];
             Ok(Vds.Wait(handle), "Wait");
@@ -1086,7 +1056,7 @@ namespace StorageVds.Harness
 
         static void EveryCodeTravelsUnchanged()
         {
-            foreach (int code in H.TableCodes)
+            foreach (int code in C.TableCodes)
             {
                 string hex = string.Format("0x{0:X8}", code);
                 Lab lab = new Lab();
@@ -1120,7 +1090,7 @@ namespace StorageVds.Harness
                 lab.World.Faults.Remove("service.GetObject");
                 if (code < 0)
                 {
-                    int expected = code == H.VDS_E_OBJECT_NOT_FOUND ? H.VDS_E_OBJECT_DELETED : code;
+                    int expected = code == C.VDS_E_OBJECT_NOT_FOUND ? C.VDS_E_OBJECT_DELETED : code;
                     Fails(lookup, expected, "IVdsService::GetObject", "GetObject answering " + hex);
                 }
                 else
@@ -1136,7 +1106,7 @@ namespace StorageVds.Harness
             Lab lab = new Lab();
             Ok(lab.Connect(), "Connect");
             string handle = (string)Ok(Vds.AddPortal(lab.G2.Id.ToString(), lab.P6.Id.ToString()), "AddPortal")["operation"];
-            Equal(H.VDS_E_NOT_SUPPORTED, Ok(Vds.Cancel(handle), "Cancel")["hresult"], "hardware providers may refuse");
+            Equal(C.VDS_E_NOT_SUPPORTED, Ok(Vds.Cancel(handle), "Cancel")["hresult"], "hardware providers may refuse");
             Equal(0, lab.World.Last.Released, "still held after Cancel");
             Ok(Vds.Wait(handle), "Wait after Cancel");
             Balanced(lab);
@@ -1177,9 +1147,9 @@ namespace StorageVds.Harness
             Equal(0, none["providers"], "no owner");
             Equal(3, ((ArrayList)none["names"]).Count, "names listed");
 
-            lab.World.Faults["other.Reenumerate"] = H.VDS_E_PROVIDER_CACHE_CORRUPT;
+            lab.World.Faults["other.Reenumerate"] = C.VDS_E_PROVIDER_CACHE_CORRUPT;
             calls.Clear();
-            Fails(Vds.RecoverCache("array-c"), H.VDS_E_PROVIDER_CACHE_CORRUPT, "IVdsHwProvider::Reenumerate", "Reenumerate fails");
+            Fails(Vds.RecoverCache("array-c"), C.VDS_E_PROVIDER_CACHE_CORRUPT, "IVdsHwProvider::Reenumerate", "Reenumerate fails");
             True(!calls.Contains("other.Refresh"), "no Refresh after a failed Reenumerate");
             Balanced(lab);
         }
@@ -1194,7 +1164,7 @@ namespace StorageVds.Harness
             loader.Service = thrower;
             loader.HandedOut = 1;
             Ok(Vds.Connect(loader, new CountingSeam(w)), "Connect to a service that disconnects");
-            Fails(Vds.Snapshot(null), H.RPC_E_DISCONNECTED, "", "COMException");
+            Fails(Vds.Snapshot(null), C.RPC_E_DISCONNECTED, "", "COMException");
             Ok(Vds.Close(), "Close");
             string problems = w.Unbalanced();
             True(problems == null, "release discipline: " + problems);
@@ -1375,7 +1345,7 @@ namespace StorageVds.Harness
     {
         public new int QueryProviders(uint masks, out IEnumVdsObject providers)
         {
-            throw new COMException("The object invoked has disconnected from its clients.", H.RPC_E_DISCONNECTED);
+            throw new COMException("The object invoked has disconnected from its clients.", C.RPC_E_DISCONNECTED);
         }
     }
 }

@@ -16,6 +16,9 @@ namespace StorageVds.Shared
     public static class C
     {
         public const int S_OK = 0;
+        public const int S_FALSE = 1;
+        public const int E_NOTIMPL = unchecked((int)0x80004001);
+        public const int RPC_E_DISCONNECTED = unchecked((int)0x80010108);
         public const int E_INVALIDARG = unchecked((int)0x80070057);
         public const int VDS_S_ALREADY_EXISTS = 0x00042714;
         public const int VDS_E_NOT_SUPPORTED = unchecked((int)0x80042400);
