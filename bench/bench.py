@@ -49,7 +49,7 @@ from ansible.release import __version__ as ANSIBLE_VERSION  # noqa: E402
 
 from ansible_collections.storage.vds.plugins.module_utils._backends import vds  # noqa: E402
 from ansible_collections.storage.vds.plugins.module_utils._backends.simulator import SimulatorBackend  # noqa: E402
-from ansible_collections.storage.vds.plugins.module_utils._vds import config, tasks  # noqa: E402
+from ansible_collections.storage.vds.plugins.module_utils._vds import module_tasks, resource  # noqa: E402
 from ansible_collections.storage.vds.plugins.module_utils._vds.engine import Engine  # noqa: E402
 from ansible_collections.storage.vds.plugins.module_utils._vds.model import (  # noqa: E402
     Portal,
@@ -58,7 +58,7 @@ from ansible_collections.storage.vds.plugins.module_utils._vds.model import (  #
     Subsystem,
     Target,
 )
-from ansible_collections.storage.vds.plugins.module_utils._vds.tasks import portal_group  # noqa: E402
+from ansible_collections.storage.vds.plugins.module_utils._vds.module_tasks import portal_group  # noqa: E402
 from ansible_collections.storage.vds.plugins.module_utils._vds.wait import Waiter  # noqa: E402
 from ansible_collections.storage.vds.tests.fakes import pypsrp as fake_pypsrp  # noqa: E402
 from ansible_collections.storage.vds.tests.fakes.pypsrp import _host  # noqa: E402
@@ -196,7 +196,7 @@ def play(name: str, body: str) -> str:
 # --- 1. planner scaling ----------------------------------------------------------------------------
 
 
-def planner_case(portals: int, seed: int) -> t.Tuple[Subsystem, Target, config.TargetSpec]:
+def planner_case(portals: int, seed: int) -> t.Tuple[Subsystem, Target, resource.TargetSpec]:
     """A target with ``portals`` portals over 64 groups, and a declaration moving a random 10% of them."""
     rnd = random.Random(seed)
     addresses = [PortalAddress.parse(portal_address(number)) for number in range(portals)]
@@ -212,9 +212,9 @@ def planner_case(portals: int, seed: int) -> t.Tuple[Subsystem, Target, config.T
         declared[home].remove(addresses[number])
         declared[(home + rnd.randrange(1, 64)) % 64].append(addresses[number])
     # Declared addresses are objects of their own, as they are when parsed from the task's arguments.
-    groups = tuple(config.GroupSpec(tag + 1, tuple(sorted(PortalAddress.of(a.ip, a.port) for a in group)))
+    groups = tuple(resource.GroupSpec(tag + 1, tuple(sorted(PortalAddress.of(a.ip, a.port) for a in group)))
                    for tag, group in enumerate(declared))
-    return subsystem, target, config.TargetSpec(target.iqn, None, groups)
+    return subsystem, target, resource.TargetSpec(target.iqn, None, groups)
 
 
 def figure_planner(sizes: Sizes) -> Figure:
@@ -226,8 +226,8 @@ def figure_planner(sizes: Sizes) -> Figure:
         for _repeat in range(sizes.planner_repeats):
             gc.collect()
             start = time.perf_counter()
-            index = config.index_portals(portal.address for portal in subsystem.portals)
-            plan = config.plan_target(subsystem, target, spec, config.REPLACED, True, index)
+            index = resource.index_portals(portal.address for portal in subsystem.portals)
+            plan = resource.plan_target(subsystem, target, spec, resource.REPLACED, True, index)
             best = min(best, time.perf_counter() - start)
         timings[portals], steps[portals] = best, len(plan.steps)
     lines = ["%8s  %10s  %13s  %8s  %16s" % ("portals", "plan time", "per portal", "growth", "n log n growth")]
@@ -486,14 +486,14 @@ def figure_counts(work: str, fleet_lines: t.List[str], fleet_ok: bool) -> Figure
         data["faults"] = faults
         write_json(path, data)
         before = read_json(path)
-        params = {"state": config.OVERRIDDEN, "config": SCRAMBLED_CONFIG}
-        first = config.resource(Engine(SimulatorBackend(path), 30), params)
+        params = {"state": resource.OVERRIDDEN, "config": SCRAMBLED_CONFIG}
+        first = resource.resource(Engine(SimulatorBackend(path), 30), params)
         after = read_json(path)
         calls = after.get("calls", {})
         refused = len(faults)
         expected_reads = 2 + first["operations"]["rereads"]
         needed = minimum(before, after)
-        config.resource(Engine(SimulatorBackend(path), 30), params)
+        resource.resource(Engine(SimulatorBackend(path), 30), params)
         again = read_json(path).get("calls", {})
         good = (mutating(calls) - refused == needed == len(first["steps"]) and calls.get("Snapshot") == expected_reads
                 and mutating(again) == mutating(calls) and again.get("Snapshot") == expected_reads + 2
@@ -637,7 +637,7 @@ def figure_wire(work: str, quick: bool) -> Figure:
         before = _host.counters(path)
         start = time.perf_counter()
         with vds.VdsBackend(vds.Connection(host=path, username="bench", password="bench", wait_timeout=30)) as backend:
-            result = tasks.portal_group(Engine(backend, 30), {"target": IQN % "wire", "tag": 1, "portals": list(portals)})
+            result = module_tasks.portal_group(Engine(backend, 30), {"target": IQN % "wire", "tag": 1, "portals": list(portals)})
         wall = time.perf_counter() - start
         after = _host.counters(path)
         fake_pypsrp.JOURNAL.clear()

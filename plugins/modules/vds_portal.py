@@ -147,12 +147,12 @@ diff:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.storage.vds.plugins.module_utils._edge import (
+from ansible_collections.storage.vds.plugins.module_utils._runner import (
     BACKEND_REQUIRED_IF,
     argument_spec,
     run_module,
 )
-from ansible_collections.storage.vds.plugins.module_utils._vds.tasks import portal
+from ansible_collections.storage.vds.plugins.module_utils._vds.module_tasks import portal
 
 
 def main() -> None:

@@ -435,18 +435,18 @@ diff:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.storage.vds.plugins.module_utils._edge import (
+from ansible_collections.storage.vds.plugins.module_utils._runner import (
     BACKEND_REQUIRED_IF,
     argument_spec,
     run_module,
 )
-from ansible_collections.storage.vds.plugins.module_utils._vds.config import (
+from ansible_collections.storage.vds.plugins.module_utils._vds.resource import (
     CHANGING_STATES,
     MERGED,
     RENDERED,
     STATES,
 )
-from ansible_collections.storage.vds.plugins.module_utils._vds.tasks import portal_groups
+from ansible_collections.storage.vds.plugins.module_utils._vds.module_tasks import portal_groups
 
 _GROUP = {"type": "list", "elements": "dict", "default": []}
 _DECLARED_GROUP = {

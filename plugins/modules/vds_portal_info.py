@@ -100,12 +100,12 @@ subsystems:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.storage.vds.plugins.module_utils._edge import (
+from ansible_collections.storage.vds.plugins.module_utils._runner import (
     BACKEND_REQUIRED_IF,
     argument_spec,
     run_module,
 )
-from ansible_collections.storage.vds.plugins.module_utils._vds.tasks import portal_info
+from ansible_collections.storage.vds.plugins.module_utils._vds.module_tasks import portal_info
 
 
 def main() -> None:

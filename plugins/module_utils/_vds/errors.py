@@ -3,7 +3,7 @@
 # Copyright (c) storage.vds contributors
 """HRESULT table, classification and the typed exceptions of the engine.
 
-Nothing here imports Ansible: only the module edge turns these exceptions into ``fail_json``.
+Nothing here imports Ansible: only the module runner (``_runner.py``) turns these exceptions into ``fail_json``.
 """
 
 from __future__ import annotations

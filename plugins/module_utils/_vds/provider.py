@@ -55,7 +55,7 @@ class Backend(abc.ABC):
 
     #: True when the provider picks the tag of a new group (VDS): a requested tag cannot be honoured.
     assigns_tags: bool = True
-    #: What the user should know that does not stop the task; the module edge shows them as warnings.
+    #: What the user should know that does not stop the task; the module runner shows them as warnings.
     warnings: t.Sequence[str] = ()
 
     @abc.abstractmethod

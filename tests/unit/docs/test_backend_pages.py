@@ -15,7 +15,7 @@ import typing as t
 
 import pytest
 
-from ansible_collections.storage.vds.plugins.module_utils._edge import BACKEND_ARGUMENT_SPEC
+from ansible_collections.storage.vds.plugins.module_utils._runner import BACKEND_ARGUMENT_SPEC
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 BACKENDS: t.Tuple[str, ...] = tuple(BACKEND_ARGUMENT_SPEC["backend"]["choices"])

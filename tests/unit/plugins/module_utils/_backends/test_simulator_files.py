@@ -264,7 +264,7 @@ APPLY = """
 import json, sys
 from ansible_collections.storage.vds.plugins.module_utils._backends.simulator import SimulatorBackend
 from ansible_collections.storage.vds.plugins.module_utils._vds.engine import Engine
-from ansible_collections.storage.vds.plugins.module_utils._vds.tasks import portal_group
+from ansible_collections.storage.vds.plugins.module_utils._vds.module_tasks import portal_group
 
 with open(sys.argv[2], encoding="utf-8") as params, SimulatorBackend(sys.argv[1]) as backend:
     result = portal_group(Engine(backend, 30), json.load(params))

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.storage.vds.plugins.module_utils._backends.simulator import SimulatorBackend
-from ansible_collections.storage.vds.plugins.module_utils._vds import config, tasks
+from ansible_collections.storage.vds.plugins.module_utils._vds import module_tasks, resource
 from ansible_collections.storage.vds.plugins.module_utils._vds.engine import Engine
 from ansible_collections.storage.vds.plugins.module_utils._vds.errors import VdsError
 from ansible_collections.storage.vds.tests.unit.plugins.constants import IQN1 as IQN
@@ -52,8 +52,8 @@ class Run(t.NamedTuple):
 
 
 def run(engine: Engine, module: str, params: dict[str, t.Any]) -> Run:
-    entry = {"vds_portal_groups": config.resource, "vds_portal_group": tasks.portal_group,
-             "vds_portal": tasks.portal}[module]
+    entry = {"vds_portal_groups": resource.resource, "vds_portal_group": module_tasks.portal_group,
+             "vds_portal": module_tasks.portal}[module]
     try:
         result = entry(engine, params)
     except VdsError as error:
@@ -126,7 +126,7 @@ def test_deleted_refuses_a_group_spread_over_groups_and_is_idempotent(provider):
     for check_mode in (True, False):
         engine = Engine(SimulatorBackend(str(states.path)), 30, check_mode=check_mode)
         with pytest.raises(VdsError) as raised:
-            config.resource(engine, declared)
+            resource.resource(engine, declared)
         assert str(raised.value) == (
             "config[0].groups[0]: portals 10.0.0.1:3260, 10.0.0.2:3260 are spread over groups 1, 2 of %s: give tag "
             "to say which group to delete" % IQN)

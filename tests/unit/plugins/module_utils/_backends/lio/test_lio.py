@@ -15,7 +15,7 @@ import stat
 import pytest
 
 from ansible_collections.storage.vds.plugins.module_utils._backends import lio
-from ansible_collections.storage.vds.plugins.module_utils._vds import tasks
+from ansible_collections.storage.vds.plugins.module_utils._vds import module_tasks
 from ansible_collections.storage.vds.plugins.module_utils._vds.engine import Engine
 from ansible_collections.storage.vds.plugins.module_utils._vds.errors import NotFoundError, ValidationError, VdsError
 from ansible_collections.storage.vds.plugins.module_utils._vds.plan import ADD_PORTAL, Step
@@ -26,7 +26,7 @@ from .conftest import HOST, IQN1, IQN2
 
 def converge(backend, check_mode=False, **params):
     params.setdefault("target", IQN1)
-    return tasks.portal_group(Engine(backend, 30, check_mode=check_mode), params)
+    return module_tasks.portal_group(Engine(backend, 30, check_mode=check_mode), params)
 
 
 # --- reading -------------------------------------------------------------------------------------
@@ -397,8 +397,8 @@ def test_a_move_the_kernel_refuses_puts_the_portal_back(backend, kernel, monkeyp
 def test_status_is_refused_in_planning(backend, kernel):
     engine = Engine(backend, 30)
     with pytest.raises(ValidationError, match="no portal status"):
-        tasks.portal(engine, {"target": IQN1, "portal": "127.0.0.1:3261", "tag": 2, "state": "present",
-                              "status": "offline"})
+        module_tasks.portal(engine, {"target": IQN1, "portal": "127.0.0.1:3261", "tag": 2, "state": "present",
+                                     "status": "offline"})
     assert kernel.mutations == 0
 
 

@@ -15,7 +15,7 @@ import requests.exceptions
 
 from ansible_collections.storage.vds.plugins.module_utils._backends import vds
 from ansible_collections.storage.vds.plugins.module_utils._backends.simulator import SimulatorBackend
-from ansible_collections.storage.vds.plugins.module_utils._vds import tasks
+from ansible_collections.storage.vds.plugins.module_utils._vds import module_tasks
 from ansible_collections.storage.vds.plugins.module_utils._vds.engine import Engine, describe_subsystem
 from ansible_collections.storage.vds.plugins.module_utils._vds.errors import (
     BackendUnavailable,
@@ -143,7 +143,7 @@ CASES: dict[str, tuple[str, dict[str, t.Any], list[dict[str, t.Any]], int]] = {
 def run_case(backend, task: str, params: dict[str, t.Any]) -> dict[str, t.Any]:
     engine = Engine(backend, 30, sleep=lambda seconds: None)
     try:
-        return getattr(tasks, task)(engine, params)
+        return getattr(module_tasks, task)(engine, params)
     except VdsError as error:
         return {"failed": str(error), "steps_done": error.details.get("steps_done"),
                 "hresult": error.details.get("hresult")}
@@ -175,7 +175,7 @@ def test_a_timeout_asks_to_cancel_and_reads_again(fake, state_path):
     with backend_for(state_path, wait_timeout=0.3) as backend:
         engine = Engine(backend, 0.3)
         with pytest.raises(VdsError, match="not finished within wait_timeout=0.3s") as failure:
-            tasks.portal(engine, {"target": IQN1, "portal": "10.0.0.4", "tag": 1})
+            module_tasks.portal(engine, {"target": IQN1, "portal": "10.0.0.4", "tag": 1})
     assert failure.value.details["cancelled"] is True
     assert 20 <= failure.value.details["progress"] < 100  # the host's last QueryStatus
     assert "state read again: 10.0.0.4:3260 is in no group" in str(failure.value)

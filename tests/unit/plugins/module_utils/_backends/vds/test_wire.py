@@ -15,7 +15,7 @@ import pytest
 import requests.exceptions
 
 from ansible_collections.storage.vds.plugins.module_utils._backends import vds
-from ansible_collections.storage.vds.plugins.module_utils._vds import tasks
+from ansible_collections.storage.vds.plugins.module_utils._vds import module_tasks
 from ansible_collections.storage.vds.plugins.module_utils._vds.engine import Engine
 from ansible_collections.storage.vds.plugins.module_utils._vds.errors import BackendUnavailable
 from ansible_collections.storage.vds.plugins.modules import vds_portal_group
@@ -45,7 +45,7 @@ def run(host: str, portals: t.Sequence[str], wait_timeout: int = 30) -> tuple[di
     before = _host.counters(host)
     with vds.VdsBackend(vds.Connection(host=host, username="Administrator", password=PASSWORD,
                                        wait_timeout=wait_timeout)) as backend:
-        result = tasks.portal_group(Engine(backend, wait_timeout), {"target": IQN, "tag": 1, "portals": list(portals)})
+        result = module_tasks.portal_group(Engine(backend, wait_timeout), {"target": IQN, "tag": 1, "portals": list(portals)})
     after = _host.counters(host)
     return {key: after[key] - before.get(key, 0) for key in after}, result
 

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.storage.vds.plugins.module_utils._backends.simulator import SimulatorBackend
-from ansible_collections.storage.vds.plugins.module_utils._vds import config
+from ansible_collections.storage.vds.plugins.module_utils._vds import resource
 from ansible_collections.storage.vds.plugins.module_utils._vds.engine import Engine
 from ansible_collections.storage.vds.plugins.module_utils._vds.errors import IdentityError
 from ansible_collections.storage.vds.plugins.module_utils._vds.model import PortalAddress, PortalGroup, Target
@@ -28,7 +28,7 @@ from ansible_collections.storage.vds.plugins.module_utils._vds.plan import (
     find_group_by_membership,
     lowest_free_tag,
 )
-from ansible_collections.storage.vds.tests.unit.plugins.module_utils._vds_config.test_config_plan import (
+from ansible_collections.storage.vds.tests.unit.plugins.module_utils._vds_resource.test_resource_plan import (
     IQN,
     make_subsystem,
     make_target,
@@ -56,7 +56,7 @@ def targets(draw: st.DrawFn) -> dict[int, list[str]]:
 
 
 @st.composite
-def declarations(draw: st.DrawFn) -> list[config.GroupSpec]:
+def declarations(draw: st.DrawFn) -> list[resource.GroupSpec]:
     """Up to four declared groups: tags unique (or none), portals disjoint, a group without tag never empty."""
     count = draw(st.integers(0, 4))
     tags = [draw(st.one_of(st.none(), st.integers(1, 9))) for _position in range(count)]
@@ -67,12 +67,12 @@ def declarations(draw: st.DrawFn) -> list[config.GroupSpec]:
         if owner is not None:
             members[owner].append(portal)
     assume(all(tag is not None or members[n] for n, tag in enumerate(tags)))
-    return [config.GroupSpec(tag, tuple(sorted(address(p) for p in members[n])),
-                             draw(st.sampled_from([None, True, False])))
+    return [resource.GroupSpec(tag, tuple(sorted(address(p) for p in members[n])),
+                               draw(st.sampled_from([None, True, False])))
             for n, tag in enumerate(tags)]
 
 
-def expected(current: Membership, groups: t.Sequence[config.GroupSpec], state: str,
+def expected(current: Membership, groups: t.Sequence[resource.GroupSpec], state: str,
              assigns_tags: bool) -> Membership | None:
     """What the declaration means, stated directly from the documented rules (new groups keyed -1, -2, ...
     in the order declared, or by the tag the provider is asked for); None when it is ambiguous: a group to
@@ -136,9 +136,9 @@ def provider_tags(before: Membership, after: Membership) -> Membership:
 def plan(current, groups, state, assigns_tags):
     target = make_target(current)
     subsystem = make_subsystem(target)
-    index = config.index_portals(portal.address for portal in subsystem.portals)
-    return config.plan_target(subsystem, target, config.TargetSpec(IQN, None, tuple(groups)), state,
-                              assigns_tags, index)
+    index = resource.index_portals(portal.address for portal in subsystem.portals)
+    return resource.plan_target(subsystem, target, resource.TargetSpec(IQN, None, tuple(groups)), state,
+                                assigns_tags, index)
 
 
 def minimum(before: Membership, after: Membership) -> int:
@@ -209,7 +209,7 @@ def read_back(path: str) -> tuple[dict[int, list[str]], dict[str, int]]:
     return {group["tag"]: sorted(group["portals"]) for group in groups}, data.get("calls", {})
 
 
-def declared(groups: t.Sequence[config.GroupSpec]) -> list[dict[str, t.Any]]:
+def declared(groups: t.Sequence[resource.GroupSpec]) -> list[dict[str, t.Any]]:
     return [{"target": IQN, "groups": [{"tag": group.tag, "portals": [str(p) for p in group.portals],
                                         "purge_portals": group.purge} for group in groups]}]
 
@@ -222,10 +222,10 @@ def test_the_simulated_provider_ends_where_the_plan_says(current, groups, state)
         state_file(path, current)
         params = {"state": state, "config": declared(groups)}
         try:
-            checked = config.resource(Engine(SimulatorBackend(path), 30, check_mode=True), params)
+            checked = resource.resource(Engine(SimulatorBackend(path), 30, check_mode=True), params)
         except IdentityError:
             return
-        real = config.resource(Engine(SimulatorBackend(path), 30), params)
+        real = resource.resource(Engine(SimulatorBackend(path), 30), params)
         groups_now, calls = read_back(path)
         # the provider holds what the real run reports, which is what check mode predicted
         assert {group["tag"]: group["portals"] for group in real["after"][0]["groups"]} == groups_now
@@ -236,5 +236,5 @@ def test_the_simulated_provider_ends_where_the_plan_says(current, groups, state)
         assert calls.get("Snapshot") == 2
         assert sum(count for name, count in calls.items() if name != "Snapshot") == len(real["steps"])
         assert [step["action"] for step in real["steps"]] == [step["action"] for step in checked["steps"]]
-        again = config.resource(Engine(SimulatorBackend(path), 30), params)
+        again = resource.resource(Engine(SimulatorBackend(path), 30), params)
         assert again["steps"] == [] and again["after"] == real["after"]

@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # SPDX-License-Identifier: GPL-3.0-or-later
 # Copyright (c) storage.vds contributors
-"""The module edge: shared options, backend selection, and the one place errors become fail_json."""
+"""The module runner, every module's edge: shared options, backend selection, and the one place errors become
+fail_json."""
 
 from __future__ import annotations
 

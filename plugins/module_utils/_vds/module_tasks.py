@@ -81,9 +81,9 @@ def portal_info(engine: Engine, params: Params, diff: bool = False) -> Result:
 def portal_groups(engine: Engine | None, params: Params, diff: bool = False) -> Result:
     """``vds_portal_groups``: every state through the engine, but ``rendered``, which plans offline (no engine)."""
     # Imported here: the other modules never pay for the resource module's planner.
-    from ansible_collections.storage.vds.plugins.module_utils._vds import config
+    from ansible_collections.storage.vds.plugins.module_utils._vds import resource
 
-    if params["state"] != config.RENDERED:
-        return config.resource(t.cast(Engine, engine), params, diff)
+    if params["state"] != resource.RENDERED:
+        return resource.resource(t.cast(Engine, engine), params, diff)
     # The Linux kernel target creates a group under the tag asked for; VDS providers assign tags.
-    return config.render(params, assigns_tags=params["backend"] != "lio")
+    return resource.render(params, assigns_tags=params["backend"] != "lio")

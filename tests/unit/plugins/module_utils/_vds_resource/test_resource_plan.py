@@ -9,7 +9,7 @@ import typing as t
 
 import pytest
 
-from ansible_collections.storage.vds.plugins.module_utils._vds import config
+from ansible_collections.storage.vds.plugins.module_utils._vds import resource
 from ansible_collections.storage.vds.plugins.module_utils._vds.errors import (
     IdentityError,
     NotFoundError,
@@ -54,16 +54,16 @@ def make_subsystem(target: Target) -> Subsystem:
     return Subsystem("s", "array-a", tuple(Portal("p%d" % n, a(text)) for n, text in enumerate(POOL)), (target,))
 
 
-def group(tag: int | None, *portals: str, purge: bool | None = None) -> config.GroupSpec:
-    return config.GroupSpec(tag, tuple(sorted(a(p) for p in portals)), purge)
+def group(tag: int | None, *portals: str, purge: bool | None = None) -> resource.GroupSpec:
+    return resource.GroupSpec(tag, tuple(sorted(a(p) for p in portals)), purge)
 
 
-def plan(state: str, current: t.Mapping[int, t.Sequence[str]], *groups: config.GroupSpec,
-         assigns_tags: bool = True) -> config.TargetPlan:
+def plan(state: str, current: t.Mapping[int, t.Sequence[str]], *groups: resource.GroupSpec,
+         assigns_tags: bool = True) -> resource.TargetPlan:
     target = make_target(current)
     subsystem = make_subsystem(target)
-    index = config.index_portals(portal.address for portal in subsystem.portals)
-    return config.plan_target(subsystem, target, config.TargetSpec(IQN, None, groups), state, assigns_tags, index)
+    index = resource.index_portals(portal.address for portal in subsystem.portals)
+    return resource.plan_target(subsystem, target, resource.TargetSpec(IQN, None, groups), state, assigns_tags, index)
 
 
 def notation(steps: t.Iterable[Step]) -> list[str]:
@@ -212,9 +212,9 @@ def test_an_unknown_portal_fails_naming_it_the_known_ones_and_the_group():
 
 def test_offline_planning_takes_every_portal_as_known():
     target = make_target(START)
-    index = config.index_portals(address for member in target.groups for address in member.portals)
-    planned = config.plan_target(Subsystem("", ""), target, config.TargetSpec(IQN, None, (group(1, "10.9.9.9"),)),
-                                 "merged", True, index, offline=True)
+    index = resource.index_portals(address for member in target.groups for address in member.portals)
+    planned = resource.plan_target(Subsystem("", ""), target, resource.TargetSpec(IQN, None, (group(1, "10.9.9.9"),)),
+                                   "merged", True, index, offline=True)
     assert notation(planned.steps) == ["+10.9.9.9:3260@1"]
 
 
@@ -241,19 +241,19 @@ def entry(*groups: dict[str, t.Any], target: str = IQN, **extra: t.Any) -> dict[
 ])
 def test_bad_config_is_refused_naming_the_entry(entries, fragment):
     with pytest.raises(ValidationError) as raised:
-        config.parse_config(entries, "merged")
+        resource.parse_config(entries, "merged")
     assert fragment in str(raised.value)
 
 
 def test_config_is_normalised():
-    specs = config.parse_config([entry({"portals": ["10.0.0.2", "[FD00::1]:3260"], "purge_portals": True},
-                                       target=IQN.upper(), subsystem="array-a")], "replaced")
-    assert specs == (config.TargetSpec(IQN, "array-a", (group(None, ".2", "[fd00::1]", purge=True),), "config[0]"),)
+    specs = resource.parse_config([entry({"portals": ["10.0.0.2", "[FD00::1]:3260"], "purge_portals": True},
+                                         target=IQN.upper(), subsystem="array-a")], "replaced")
+    assert specs == (resource.TargetSpec(IQN, "array-a", (group(None, ".2", "[fd00::1]", purge=True),), "config[0]"),)
 
 
 def test_gathered_needs_no_config_and_ignores_groups():
-    assert config.parse_config(None, "gathered") == ()
-    assert config.parse_config([entry({"portals": []})], "gathered")[0].groups == ()
+    assert resource.parse_config(None, "gathered") == ()
+    assert resource.parse_config([entry({"portals": []})], "gathered")[0].groups == ()
 
 
 # --- groups: the same declaration, one group per entry -----------------------------------------------
@@ -281,7 +281,7 @@ GATHERING = [
 
 @pytest.mark.parametrize("entries, expected", [case[1:] for case in GATHERING], ids=[case[0] for case in GATHERING])
 def test_groups_are_gathered_per_target(entries, expected):
-    specs = config.parse_group_list(entries, "merged", "d")
+    specs = resource.parse_group_list(entries, "merged", "d")
     assert [(spec.target, spec.subsystem, [(g.tag, short(g.portals[0]) if g.portals else None) for g in spec.groups],
              list(spec.group_names)) for spec in specs] == [tuple(case) for case in expected]
     # a target is named by its first entry; each group by its own
@@ -294,8 +294,8 @@ def test_groups_declare_what_config_declares():
     grouped = [entry({"tag": 1, "portals": ["10.0.0.2", "[FD00::1]:3260"], "purge_portals": True},
                      {"portals": ["10.0.0.4"]}),
                entry({"portals": ["10.0.0.3"]}, target=OTHER)]
-    from_groups = config.parse_group_list(entries, "replaced")
-    from_config = config.parse_config(grouped, "replaced")
+    from_groups = resource.parse_group_list(entries, "replaced")
+    from_config = resource.parse_config(grouped, "replaced")
     assert [(spec.target, spec.subsystem, spec.groups) for spec in from_groups] == [
         (spec.target, spec.subsystem, spec.groups) for spec in from_config]
 
@@ -306,15 +306,15 @@ def test_groups_declare_what_config_declares():
 def test_a_group_without_purge_portals_takes_the_module_default(default, own, purge):
     fields = {"portals": ["10.0.0.1"]} if own is None else {"portals": ["10.0.0.1"], "purge_portals": own}
     declared = {"groups": [flat(**fields)], "purge_portals": default}
-    assert config.parse_declaration(declared, "overridden")[0].groups[0].purge is purge
+    assert resource.parse_declaration(declared, "overridden")[0].groups[0].purge is purge
     in_config = {"config": [entry(fields)], "purge_portals": default}
-    assert config.parse_declaration(in_config, "overridden")[0].groups[0].purge is purge
+    assert resource.parse_declaration(in_config, "overridden")[0].groups[0].purge is purge
 
 
 def test_gathered_takes_only_the_targets_of_groups():
-    specs = config.parse_group_list([flat(portals=[]), flat(OTHER, tag=0), flat(IQN.upper())], "gathered", "d")
+    specs = resource.parse_group_list([flat(portals=[]), flat(OTHER, tag=0), flat(IQN.upper())], "gathered", "d")
     assert [(spec.target, spec.groups) for spec in specs] == [(IQN, ()), (OTHER, ())]
-    assert config.parse_group_list([], "gathered") == ()
+    assert resource.parse_group_list([], "gathered") == ()
 
 
 @pytest.mark.parametrize("entries, message", [
@@ -330,7 +330,7 @@ def test_gathered_takes_only_the_targets_of_groups():
 ])
 def test_bad_groups_are_refused_naming_the_entry_as_written(entries, message):
     with pytest.raises(ValidationError) as raised:
-        config.parse_group_list(entries, "merged", "desired")
+        resource.parse_group_list(entries, "merged", "desired")
     assert str(raised.value).startswith(message)
 
 
@@ -343,18 +343,18 @@ def test_bad_groups_are_refused_naming_the_entry_as_written(entries, message):
      IdentityError, "desired[1]: portals 10.0.0.1:3260, 10.0.0.3:3260 are spread over groups 1, 2 of %s" % IQN),
 ])
 def test_planning_names_the_entry_as_written(state, current, entries, error, message):
-    spec = next(spec for spec in config.parse_group_list(entries, state, "desired") if spec.target == IQN)
+    spec = next(spec for spec in resource.parse_group_list(entries, state, "desired") if spec.target == IQN)
     target = make_target(current)
     subsystem = make_subsystem(target)
     with pytest.raises(error) as raised:
-        config.plan_target(subsystem, target, spec, state, True,
-                           config.index_portals(portal.address for portal in subsystem.portals))
+        resource.plan_target(subsystem, target, spec, state, True,
+                             resource.index_portals(portal.address for portal in subsystem.portals))
     assert str(raised.value).startswith(message)
 
 
 def test_a_capped_provider_names_the_entries_as_written():
-    spec = config.parse_group_list([flat(tag=1), flat(portals=["10.0.0.5"])], "merged", "desired")[0]
-    declaration = config.TargetDeclaration(spec, "merged")
+    spec = resource.parse_group_list([flat(tag=1), flat(portals=["10.0.0.5"])], "merged", "desired")[0]
+    declaration = resource.TargetDeclaration(spec, "merged")
     planned = declaration.plan(make_subsystem(make_target({1: []})), make_target({1: []}), True)
     taken, name = declaration.taking(planned, 0, 2)
     assert name == "desired[1]" and taken.spec.groups[1].tag == 2
@@ -372,7 +372,7 @@ def test_a_capped_provider_names_the_entries_as_written():
 ])
 def test_bad_running_config_is_refused(entries, fragment):
     with pytest.raises(ValidationError) as raised:
-        config.parse_running_config(entries)
+        resource.parse_running_config(entries)
     assert fragment in str(raised.value)
 
 
@@ -384,7 +384,7 @@ def test_rendered_plans_against_running_config():
                                                                   {"tag": 2, "portals": ["10.0.0.3"]}]}]
     declared = [entry({"tag": 1, "portals": ["10.0.0.3"]}, subsystem="array-a"),
                 entry({"portals": ["10.0.0.9"]}, target="iqn.1991-05.com.microsoft:new")]
-    result = config.render({"config": declared, "running_config": running, "render_as": "overridden"})
+    result = resource.render({"config": declared, "running_config": running, "render_as": "overridden"})
     assert result["changed"] is False
     assert result["rendered"] == result["steps"]
     assert [(step["action"], step["target"][-3:], step["tag"], step.get("portal")) for step in result["steps"]] == [
@@ -399,6 +399,6 @@ def test_rendered_plans_against_running_config():
 
 
 def test_rendered_merges_by_default_and_needs_no_running_config():
-    result = config.render({"config": [entry({"portals": ["10.0.0.1"]})]})
+    result = resource.render({"config": [entry({"portals": ["10.0.0.1"]})]})
     assert [step["action"] for step in result["rendered"]] == ["create_group", "add_portal"]
     assert result["before"] == [{"target": IQN, "subsystem": "", "groups": []}]
