@@ -32,7 +32,7 @@ import math
 import os
 import platform
 import random
-import resource
+import resource as rusage
 import shutil
 import statistics
 import subprocess
@@ -317,9 +317,9 @@ def module_process_costs(ansible: Ansible, inventory: str) -> t.List[str]:
     for name, wrapper in sorted(wrappers.items()):
         samples = []
         for _repeat in range(5):
-            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            before = rusage.getrusage(rusage.RUSAGE_CHILDREN)
             subprocess.run([sys.executable, wrapper], stdout=subprocess.DEVNULL, check=True)
-            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            after = rusage.getrusage(rusage.RUSAGE_CHILDREN)
             samples.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
         cpu[name] = statistics.median(samples)
     # Each module's own import time (its compile included), the least of several runs: on a shared machine a
