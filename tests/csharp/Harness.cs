@@ -645,6 +645,18 @@ namespace StorageVds.Harness
         public FakePortal P3;
         public FakePortal P6;
 
+        // A second iSCSI provider, "other", with one subsystem, array-c.
+        public void AddSecondProvider()
+        {
+            FakeProvider other = World.Add(new FakeProvider());
+            other.Label = "other";
+            FakeSubsystem c = World.Add(new FakeSubsystem());
+            c.Label = "c";
+            c.Name = "array-c";
+            other.Subsystems.Add(c);
+            Service.Providers.Add(other);
+        }
+
         public Lab()
         {
             World w = World;
@@ -1127,13 +1139,7 @@ namespace StorageVds.Harness
         static void RecoverCacheReenumeratesThenRefreshesTheOwner()
         {
             Lab lab = new Lab();
-            FakeProvider other = lab.World.Add(new FakeProvider());
-            other.Label = "other";
-            FakeSubsystem c = lab.World.Add(new FakeSubsystem());
-            c.Label = "c";
-            c.Name = "array-c";
-            other.Subsystems.Add(c);
-            lab.Service.Providers.Add(other);
+            lab.AddSecondProvider();
             Ok(lab.Connect(), "Connect");
 
             Equal(1, Ok(Vds.RecoverCache("array-c"), "RecoverCache")["providers"], "one owner");
@@ -1228,13 +1234,7 @@ namespace StorageVds.Harness
             lab.Loader.HandedOut = 0;  // each loader comes from the factory below
             if (secondProvider)
             {
-                FakeProvider other = lab.World.Add(new FakeProvider());
-                other.Label = "other";
-                FakeSubsystem c = lab.World.Add(new FakeSubsystem());
-                c.Label = "c";
-                c.Name = "array-c";
-                other.Subsystems.Add(c);
-                lab.Service.Providers.Add(other);
+                lab.AddSecondProvider();
             }
         }
 
