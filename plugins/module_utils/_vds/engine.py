@@ -10,7 +10,6 @@ It knows the backend only through its interface, and a module's declaration only
 
 from __future__ import annotations
 
-import dataclasses
 import time
 import typing as t
 
@@ -19,13 +18,6 @@ from ansible_collections.storage.vds.plugins.module_utils._vds.errors import (
     NotFoundError,
     ValidationError,
     VdsError,
-)
-from ansible_collections.storage.vds.plugins.module_utils._vds.execute import (
-    Displaced,
-    Executor,
-    GroupSubstituted,
-    ObjectVanished,
-    Stats,
 )
 from ansible_collections.storage.vds.plugins.module_utils._vds.model import PortalAddress, Snapshot, Subsystem, Target
 from ansible_collections.storage.vds.plugins.module_utils._vds.plan import (
@@ -43,24 +35,33 @@ from ansible_collections.storage.vds.plugins.module_utils._vds.plan import (
     membership_of,
     membership_view,
 )
-from ansible_collections.storage.vds.plugins.module_utils._vds.wait import Clock, RetryPolicy, Sleep, Waiter
+from ansible_collections.storage.vds.plugins.module_utils._vds.retry import (
+    ObjectVanished,
+    Retrier,
+    RetryPolicy,
+    Sleep,
+    Stats,
+)
 
 if t.TYPE_CHECKING:  # pragma: no cover
+    from ansible_collections.storage.vds.plugins.module_utils._vds.execute import Displaced, Executor, GroupSubstituted
     from ansible_collections.storage.vds.plugins.module_utils._vds.provider import Backend
+    from ansible_collections.storage.vds.plugins.module_utils._vds.wait import Clock
 
 
-@dataclasses.dataclass
 class Outcome:
     """A converged (or, in check mode, planned) change of one target."""
 
-    target: str
-    plan: Plan
-    steps: t.List[StepView]
-    before: Membership
-    after: Membership
-    stats: Stats
-    warnings: t.List[str] = dataclasses.field(default_factory=list)
-    subsystem: Subsystem | None = None
+    def __init__(self, target: str, plan: Plan, steps: t.List[StepView], before: Membership, after: Membership,
+                 stats: Stats, warnings: t.List[str], subsystem: Subsystem) -> None:
+        self.target = target
+        self.plan = plan
+        self.steps = steps
+        self.before = before
+        self.after = after
+        self.stats = stats
+        self.warnings = warnings
+        self.subsystem = subsystem
 
     @property
     def changed(self) -> bool:
@@ -76,21 +77,21 @@ class Outcome:
         return {"tag": tag, "target": self.target, "portals": [str(a) for a in sorted(self.after[tag])]}
 
 
-@dataclasses.dataclass
 class _Convergence:
     """One declared target on its way: what was read and planned last, and what took effect so far."""
 
-    declaration: Declaration
-    subsystem: Subsystem
-    target: Target
-    plan: Plan = Plan(())
-    before: Membership = dataclasses.field(default_factory=dict)       # as first read
-    base: Membership = dataclasses.field(default_factory=dict)         # as last read
-    done: t.List[Step] = dataclasses.field(default_factory=list)       # since the last read
-    views: t.List[StepView] = dataclasses.field(default_factory=list)  # every step that took effect
-    displaced: Displaced = dataclasses.field(default_factory=dict)
-    warnings: t.List[str] = dataclasses.field(default_factory=list)
-    substituted: bool = False
+    def __init__(self, declaration: Declaration, subsystem: Subsystem, target: Target) -> None:
+        self.declaration = declaration
+        self.subsystem = subsystem
+        self.target = target
+        self.plan = Plan(())
+        self.before: Membership = {}            # as first read
+        self.base: Membership = {}              # as last read
+        self.done: t.List[Step] = []            # since the last read
+        self.views: t.List[StepView] = []       # every step that took effect
+        self.displaced: Displaced = {}
+        self.warnings: t.List[str] = []
+        self.substituted = False
 
     def took_effect(self, steps: t.Sequence[Step]) -> None:
         self.done.extend(steps)
@@ -109,8 +110,21 @@ class Engine:
         self.backend = backend
         self.check_mode = check_mode
         self.stats = Stats()
-        waiter = Waiter(backend, wait_timeout, clock=clock, sleep=sleep)
-        self.executor = Executor(backend, waiter, retry=retry, sleep=sleep, stats=self.stats)
+        self.retrier = Retrier(backend, retry, sleep, self.stats)
+        self._executing = (wait_timeout, clock, sleep, retry)
+        self._executor: Executor | None = None
+
+    @property
+    def executor(self) -> Executor:
+        """The step machinery, loaded only once there is something to change."""
+        if self._executor is None:
+            from ansible_collections.storage.vds.plugins.module_utils._vds.execute import Executor
+            from ansible_collections.storage.vds.plugins.module_utils._vds.wait import Waiter
+
+            wait_timeout, clock, sleep, retry = self._executing
+            waiter = Waiter(self.backend, wait_timeout, clock=clock, sleep=sleep)
+            self._executor = Executor(self.backend, waiter, retry=retry, sleep=sleep, stats=self.stats)
+        return self._executor
 
     @property
     def assigns_tags(self) -> bool:
@@ -120,7 +134,7 @@ class Engine:
     def read(self, subsystem: str | None = None) -> Snapshot:
         """One snapshot, retried while busy and recovered once from a corrupt cache."""
         try:
-            return self.executor.retrying("reading the state of %s" % (
+            return self.retrier.retrying("reading the state of %s" % (
                 "subsystem %s" % subsystem if subsystem else "every subsystem"), subsystem,
                 lambda: self.backend.snapshot(subsystem))
         except ObjectVanished as vanished:
@@ -138,7 +152,7 @@ class Engine:
         if declaration.tag is None and not declaration.portals:
             raise ValidationError("give tag or at least one portal: without a tag a portal group is found by "
                                   "the portals it holds")
-        return self.converge([dataclasses.replace(declaration, subsystem=subsystem or declaration.subsystem)])[0]
+        return self.converge([declaration.replace(subsystem=subsystem or declaration.subsystem)])[0]
 
     def converge_portal(self, iqn: str, address: PortalAddress, tag: int | None, state: str,
                         status: str | None = None, subsystem: str | None = None) -> Outcome:
@@ -197,6 +211,8 @@ class Engine:
         self._replan(run, fresh[name])
 
     def _execute(self, run: _Convergence, fresh: dict[str, Subsystem], history: t.List[StepView]) -> None:
+        from ansible_collections.storage.vds.plugins.module_utils._vds.execute import GroupSubstituted
+
         while True:
             try:
                 run.took_effect(self.executor.execute(run.subsystem, run.target, run.plan.steps, run.displaced))

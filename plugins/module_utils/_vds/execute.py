@@ -5,14 +5,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 import typing as t
 
 from ansible_collections.storage.vds.plugins.module_utils._vds.errors import (
     VDS_S_ALREADY_EXISTS,
-    Handling,
-    HResultError,
     VdsError,
     WaitTimeout,
     to_unsigned,
@@ -27,9 +24,14 @@ from ansible_collections.storage.vds.plugins.module_utils._vds.plan import (
     Step,
     is_new_group,
 )
-from ansible_collections.storage.vds.plugins.module_utils._vds.wait import RetryPolicy, Sleep, Waiter
-
-T = t.TypeVar("T")
+from ansible_collections.storage.vds.plugins.module_utils._vds.retry import (
+    ObjectVanished,
+    Retrier,
+    RetryPolicy,
+    Sleep,
+    Stats,
+)
+from ansible_collections.storage.vds.plugins.module_utils._vds.wait import Waiter
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from ansible_collections.storage.vds.plugins.module_utils._vds.provider import (
@@ -39,31 +41,9 @@ if t.TYPE_CHECKING:  # pragma: no cover
     )
 
 
-@dataclasses.dataclass
-class Stats:
-    """How much trouble the provider gave: reported in every result."""
-
-    retries: int = 0
-    recoveries: int = 0
-    rereads: int = 0
-    rollbacks: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return dataclasses.asdict(self)
-
-
 #: Portals a move took out of their group and has not put in their new one yet, in the order they left:
 #: portal -> the tag of the group it left.
 Displaced = t.Dict[PortalAddress, int]
-
-
-class ObjectVanished(Exception):
-    """VDS_E_OBJECT_DELETED: the engine reads state again and re-plans once."""
-
-    def __init__(self, error: HResultError, done: t.List[Step]) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.done = done
 
 
 class GroupSubstituted(Exception):
@@ -125,9 +105,8 @@ class Executor:
                  sleep: Sleep = time.sleep, stats: Stats | None = None) -> None:
         self.backend = backend
         self.waiter = waiter
-        self.retry = retry
-        self.sleep = sleep
         self.stats = stats if stats is not None else Stats()
+        self.retrier = Retrier(backend, retry, sleep, self.stats)
 
     def execute(self, subsystem: Subsystem, target: Target, steps: t.Sequence[Step],
                 displaced: Displaced | None = None) -> t.List[Step]:
@@ -215,45 +194,7 @@ class Executor:
 
     def call(self, action: str, subsystem: Subsystem, invoke: t.Callable[[], Operation]) -> OperationResult:
         """One provider call and its wait, retried while busy, with one cache recovery."""
-        return self.retrying(action, subsystem.name, lambda: self.waiter.wait(invoke(), action))
-
-    def retrying(self, action: str, subsystem: str | None, attempt: t.Callable[[], T]) -> T:
-        """Run ``attempt`` under the HRESULT classification: back off while busy, recover a corrupt
-        provider cache once, signal a vanished object, fail on everything else."""
-        delays = self.retry.delays()
-        recovered = False
-        waited = 0.0
-        while True:
-            try:
-                return attempt()
-            except HResultError as raw:
-                error = raw.with_action(action)
-                handling = error.handling
-                if handling is Handling.RETRY:
-                    delay = next(delays, None)
-                    if delay is None:
-                        raise error.amend("still failing after %d retries over %.1fs; the provider stayed busy"
-                                          % (self.retry.attempts, waited))
-                    self.stats.retries += 1
-                    waited += delay
-                    self.sleep(delay)
-                elif handling is Handling.RECOVER_CACHE and not recovered:
-                    recovered = True
-                    self.stats.recoveries += 1
-                    self._recover(action, subsystem)
-                elif handling is Handling.RECOVER_CACHE:
-                    raise error.amend("the provider cache was re-enumerated and refreshed once already")
-                elif handling is Handling.REREAD:
-                    raise ObjectVanished(error, [])
-                else:
-                    raise error
-
-    def _recover(self, action: str, subsystem: str | None) -> None:
-        try:
-            self.backend.recover_cache(subsystem)
-        except HResultError as failure:
-            raise failure.with_action("%s: recovering the provider cache (Reenumerate, Refresh)%s" % (
-                action, " of subsystem %s" % subsystem if subsystem else ""))
+        return self.retrier.retrying(action, subsystem.name, lambda: self.waiter.wait(invoke(), action))
 
     def _put_back(self, subsystem: Subsystem, iqn: str, group_ids: dict[int | None, str], displaced: Displaced,
                   error: VdsError, failing: Step | None = None) -> t.List[Step]:

@@ -26,6 +26,8 @@ _EUI = re.compile(r"^eui\.[0-9a-f]{16}$")
 _NAA = re.compile(r"^naa\.([0-9a-f]{16}|[0-9a-f]{32})$")
 _MAX_ISCSI_NAME = 223
 
+_V = t.TypeVar("_V", bound="Value")
+
 IPNetwork = t.Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 
 
@@ -43,7 +45,7 @@ def normalize_iqn(text: t.Any) -> str:
     return name
 
 
-class _Value:
+class Value:
     """An immutable value: equal to another of its class with equal fields, hashable, picklable.
 
     Defined by hand rather than as a frozen dataclass: every module execution defines these classes
@@ -63,7 +65,7 @@ class _Value:
     def __eq__(self, other: object) -> bool:
         if other.__class__ is not self.__class__:
             return NotImplemented
-        return self._values() == t.cast(_Value, other)._values()
+        return self._values() == t.cast(Value, other)._values()
 
     def __hash__(self) -> int:
         return hash(self._values())
@@ -78,6 +80,10 @@ class _Value:
     def __reduce__(self) -> t.Tuple[t.Any, ...]:
         return type(self), self._values()
 
+    def replace(self: _V, **changes: t.Any) -> _V:
+        """A copy with ``changes`` to some fields (the constructor takes every field, in order)."""
+        return type(self)(*[changes.pop(name, getattr(self, name)) for name in self._fields], **changes)
+
 
 def validate_tag(tag: t.Any, what: str = "tag") -> int:
     if isinstance(tag, bool) or not isinstance(tag, int) or not 1 <= tag <= 65535:
@@ -85,7 +91,7 @@ def validate_tag(tag: t.Any, what: str = "tag") -> int:
     return tag
 
 
-class PortalAddress(_Value):
+class PortalAddress(Value):
     """An iSCSI portal endpoint, normalised so that equal endpoints compare equal."""
 
     __slots__ = ("sort_key", "ip", "port")
@@ -198,7 +204,7 @@ def parse_portal_list(values: t.Iterable[t.Any], option: str = "portals") -> t.T
     return tuple(sorted(seen))
 
 
-class Portal(_Value):
+class Portal(Value):
     __slots__ = _fields = ("id", "address", "status")
     id: str
     address: PortalAddress
@@ -208,7 +214,7 @@ class Portal(_Value):
         super().__init__(id, address, status)
 
 
-class PortalGroup(_Value):
+class PortalGroup(Value):
     __slots__ = _fields = ("id", "tag", "portals")
     id: str
     tag: int
@@ -222,7 +228,7 @@ class PortalGroup(_Value):
         return [str(address) for address in sorted(self.portals)]
 
 
-class Target(_Value):
+class Target(Value):
     __slots__ = _fields = ("id", "iqn", "alias", "groups")
     id: str
     iqn: str
@@ -249,7 +255,7 @@ class Target(_Value):
         return {group.tag: group.portals for group in self.groups}
 
 
-class Subsystem(_Value):
+class Subsystem(Value):
     _fields = ("id", "name", "portals", "targets", "portal_networks")
     __slots__ = _fields + ("_by_address",)
     id: str
@@ -287,7 +293,7 @@ class Subsystem(_Value):
         return None
 
 
-class Snapshot(_Value):
+class Snapshot(Value):
     __slots__ = _fields = ("subsystems",)
     subsystems: t.Tuple[Subsystem, ...]
 

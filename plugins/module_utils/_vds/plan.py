@@ -10,7 +10,6 @@ before it is deleted.
 
 from __future__ import annotations
 
-import dataclasses
 import typing as t
 
 from ansible_collections.storage.vds.plugins.module_utils._vds.errors import (
@@ -22,6 +21,7 @@ from ansible_collections.storage.vds.plugins.module_utils._vds.model import (
     PortalAddress,
     Subsystem,
     Target,
+    Value,
     require_known_portals,
 )
 
@@ -41,18 +41,24 @@ def is_new_group(tag: int | None) -> bool:
     return tag is None or tag < 0
 
 
-@dataclasses.dataclass(frozen=True)
-class Step:
+class Step(Value):
+    """One provider call of a plan."""
+
+    __slots__ = _fields = ("action", "target", "tag", "portal", "from_tag", "status", "rollback")
     action: str
     target: str
-    tag: int | None = None            # None or negative: a group the plan creates (see is_new_group)
-    portal: PortalAddress | None = None
-    from_tag: int | None = None       # set on the add half of a move
-    status: str | None = None         # set_status only
-    rollback: bool = False            # an add that put a moved portal back where it was
+    tag: int | None                   # None or negative: a group the plan creates (see is_new_group)
+    portal: PortalAddress | None
+    from_tag: int | None              # set on the add half of a move
+    status: str | None                # set_status only
+    rollback: bool                    # an add that put a moved portal back where it was
+
+    def __init__(self, action: str, target: str, tag: int | None = None, portal: PortalAddress | None = None,
+                 from_tag: int | None = None, status: str | None = None, rollback: bool = False) -> None:
+        super().__init__(action, target, tag, portal, from_tag, status, rollback)
 
     def with_tag(self, tag: int) -> "Step":
-        return dataclasses.replace(self, tag=tag)
+        return self.replace(tag=tag)
 
     def as_dict(self) -> dict[str, t.Any]:
         tag = None if is_new_group(self.tag) else self.tag
@@ -70,12 +76,17 @@ class Step:
         return result
 
 
-@dataclasses.dataclass(frozen=True)
-class Plan:
+class Plan(Value):
+    """The ordered steps of one target."""
+
+    __slots__ = _fields = ("steps", "group_tag", "created")
     steps: t.Tuple[Step, ...]
-    group_tag: int | None = None      # the group a one-group declaration maps to (None: to be created / none)
-    #: For each create_group step, in order, the position of the declared group it makes.
-    created: t.Tuple[int, ...] = ()
+    group_tag: int | None             # the group a one-group declaration maps to (None: to be created / none)
+    created: t.Tuple[int, ...]        # for each create_group step, in order, the declared group it makes
+
+    def __init__(self, steps: t.Tuple[Step, ...], group_tag: int | None = None,
+                 created: t.Tuple[int, ...] = ()) -> None:
+        super().__init__(steps, group_tag, created)
 
     @property
     def changed(self) -> bool:
@@ -111,17 +122,22 @@ class Declaration(t.Protocol):
         declaration that takes that group, and how messages name what took it."""
 
 
-@dataclasses.dataclass(frozen=True)
-class GroupDeclaration:
+class GroupDeclaration(Value):
     """What ``vds_portal_group`` declares for one group of one target."""
 
+    __slots__ = _fields = ("target", "portals", "tag", "purge_portals", "state", "subsystem", "where")
     target: str
-    portals: t.Tuple[PortalAddress, ...] = ()
-    tag: int | None = None
-    purge_portals: bool = False
-    state: str = "present"
-    subsystem: str | None = None
-    where: str = ""
+    portals: t.Tuple[PortalAddress, ...]
+    tag: int | None
+    purge_portals: bool
+    state: str
+    subsystem: str | None
+    where: str
+
+    def __init__(self, target: str, portals: t.Tuple[PortalAddress, ...] = (), tag: int | None = None,
+                 purge_portals: bool = False, state: str = "present", subsystem: str | None = None,
+                 where: str = "") -> None:
+        super().__init__(target, portals, tag, purge_portals, state, subsystem, where)
 
     def plan(self, subsystem: Subsystem, target: Target, assigns_tags: bool) -> Plan:
         return plan_group(subsystem, target, self, assigns_tags)
@@ -131,23 +147,27 @@ class GroupDeclaration:
 
     def keeping(self, plan: Plan, created: t.Sequence[int | None]) -> "GroupDeclaration":
         made = next((tag for tag in created if tag is not None), None)
-        return self if made is None else dataclasses.replace(self, tag=made)
+        return self if made is None else self.replace(tag=made)
 
     def taking(self, plan: Plan, made: int, tag: int) -> t.Tuple["GroupDeclaration", str]:
-        return dataclasses.replace(self, tag=tag), "the declaration"
+        return self.replace(tag=tag), "the declaration"
 
 
-@dataclasses.dataclass(frozen=True)
-class PortalDeclaration:
+class PortalDeclaration(Value):
     """What ``vds_portal`` declares: one portal in (or out of) a group of one target, and its status."""
 
+    __slots__ = _fields = ("target", "portal", "tag", "state", "status", "subsystem", "where")
     target: str
     portal: PortalAddress
-    tag: int | None = None
-    state: str = "present"
-    status: str | None = None
-    subsystem: str | None = None
-    where: str = ""
+    tag: int | None
+    state: str
+    status: str | None
+    subsystem: str | None
+    where: str
+
+    def __init__(self, target: str, portal: PortalAddress, tag: int | None = None, state: str = "present",
+                 status: str | None = None, subsystem: str | None = None, where: str = "") -> None:
+        super().__init__(target, portal, tag, state, status, subsystem, where)
 
     def plan(self, subsystem: Subsystem, target: Target, assigns_tags: bool) -> Plan:
         return plan_portal(subsystem, target, self.portal, self.tag, self.state, self.status)

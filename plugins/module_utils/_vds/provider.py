@@ -14,40 +14,49 @@ before anything changes, what its provider is known to reject.
 from __future__ import annotations
 
 import abc
-import dataclasses
 import typing as t
 
-from ansible_collections.storage.vds.plugins.module_utils._vds.model import Snapshot, Subsystem, Target
+from ansible_collections.storage.vds.plugins.module_utils._vds.model import Snapshot, Subsystem, Target, Value
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from ansible_collections.storage.vds.plugins.module_utils._vds.plan import Step
 
 
-@dataclasses.dataclass
-class OperationResult:
+class OperationResult(Value):
     """What ``IVdsAsync::Wait`` yields for a finished operation."""
 
+    __slots__ = _fields = ("call_hresult", "operation_hresult", "group_id", "group_tag")
     call_hresult: int                 # Wait's own HRESULT
     operation_hresult: int            # *pHrResult: the operation's outcome
-    group_id: str | None = None       # CreatePortalGroup: the group obtained
-    group_tag: int | None = None
+    group_id: str | None              # CreatePortalGroup: the group obtained
+    group_tag: int | None
+
+    def __init__(self, call_hresult: int, operation_hresult: int, group_id: str | None = None,
+                 group_tag: int | None = None) -> None:
+        super().__init__(call_hresult, operation_hresult, group_id, group_tag)
 
 
-@dataclasses.dataclass
-class Operation:
+class Operation(Value):
     """A handle on one asynchronous provider operation."""
 
+    __slots__ = _fields = ("id", "name", "objects")
     id: str
-    name: str                              # AddPortal, RemovePortal, CreatePortalGroup, ...
-    objects: t.Tuple[str, ...] = ()        # provider ids the operation touches
+    name: str                         # AddPortal, RemovePortal, CreatePortalGroup, ...
+    objects: t.Tuple[str, ...]        # provider ids the operation touches
+
+    def __init__(self, id: str, name: str, objects: t.Tuple[str, ...] = ()) -> None:
+        super().__init__(id, name, objects)
 
 
-@dataclasses.dataclass
-class OperationStatus:
+class OperationStatus(Value):
     """What ``IVdsAsync::QueryStatus`` yields: pending while ``hresult`` is VDS_E_OPERATION_PENDING."""
 
+    __slots__ = _fields = ("hresult", "percent")
     hresult: int
     percent: int
+
+    def __init__(self, hresult: int, percent: int) -> None:
+        super().__init__(hresult, percent)
 
 
 class Backend(abc.ABC):

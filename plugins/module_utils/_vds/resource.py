@@ -13,7 +13,6 @@ moves is out of every group for one step at most.
 
 from __future__ import annotations
 
-import dataclasses
 import operator
 import typing as t
 
@@ -29,6 +28,7 @@ from ansible_collections.storage.vds.plugins.module_utils._vds.model import (
     Snapshot,
     Subsystem,
     Target,
+    Value,
     normalize_iqn,
     parse_portal_list,
     require_known_portals,
@@ -65,26 +65,33 @@ _BY_ADDRESS = operator.attrgetter("sort_key")
 OFFLINE_SUBSYSTEM = ""
 
 
-@dataclasses.dataclass(frozen=True)
-class GroupSpec:
+class GroupSpec(Value):
     """One declared group: found by ``tag``, else by the portals it holds."""
 
+    __slots__ = _fields = ("tag", "portals", "purge")
     tag: int | None
-    portals: t.Tuple[PortalAddress, ...] = ()
-    purge: bool | None = None         # None: as the state says (merged adds, replaced/overridden purge)
+    portals: t.Tuple[PortalAddress, ...]
+    purge: bool | None                # None: as the state says (merged adds, replaced/overridden purge)
+
+    def __init__(self, tag: int | None, portals: t.Tuple[PortalAddress, ...] = (), purge: bool | None = None) -> None:
+        super().__init__(tag, portals, purge)
 
 
-@dataclasses.dataclass(frozen=True)
-class TargetSpec:
+class TargetSpec(Value):
     """One entry of ``config`` (or the entries of ``groups`` naming one target): a target and its groups."""
 
+    __slots__ = _fields = ("target", "subsystem", "groups", "where", "group_names")
     target: str
-    subsystem: str | None = None
-    groups: t.Tuple[GroupSpec, ...] = ()
-    where: str = "config"             # names the entry in messages: config[2]
+    subsystem: str | None
+    groups: t.Tuple[GroupSpec, ...]
+    where: str                        # names the entry in messages: config[2]
     #: How messages name each group when the groups come one per entry of a list (portal_groups_desired[3]);
     #: empty: by their place in the entry ``where`` names (config[2].groups[1]).
-    group_names: t.Tuple[str, ...] = ()
+    group_names: t.Tuple[str, ...]
+
+    def __init__(self, target: str, subsystem: str | None = None, groups: t.Tuple[GroupSpec, ...] = (),
+                 where: str = "config", group_names: t.Tuple[str, ...] = ()) -> None:
+        super().__init__(target, subsystem, groups, where, group_names)
 
     def group_name(self, index: int) -> str:
         """How messages name the declared group at ``index``."""
@@ -98,10 +105,10 @@ class TargetSpec:
         return "%s: " % self.where, "groups[%d]" % first, "groups[%d]" % second
 
 
-@dataclasses.dataclass(frozen=True)
-class TargetPlan:
+class TargetPlan(Value):
     """The steps that bring one target to its declaration, and the membership they lead to."""
 
+    __slots__ = _fields = ("spec", "subsystem", "target", "steps", "before", "after", "created")
     spec: TargetSpec
     subsystem: Subsystem
     target: Target
@@ -110,7 +117,11 @@ class TargetPlan:
     #: New groups are keyed by the tag asked for or, where the provider assigns tags, by -1, -2, ...
     after: Membership
     #: Index in ``spec.groups`` of the group each create_group step makes, in step order.
-    created: t.Tuple[int, ...] = ()
+    created: t.Tuple[int, ...]
+
+    def __init__(self, spec: TargetSpec, subsystem: Subsystem, target: Target, steps: t.Tuple[Step, ...],
+                 before: Membership, after: Membership, created: t.Tuple[int, ...] = ()) -> None:
+        super().__init__(spec, subsystem, target, steps, before, after, created)
 
 
 # --- input ---------------------------------------------------------------------------------------
@@ -136,7 +147,7 @@ def parse_config(entries: t.Sequence[Params] | None, state: str,
         spec = TargetSpec(_iqn(entry.get("target"), where), entry.get("subsystem"), (), where)
         if state != GATHERED:
             groups = entry.get("groups") or ()
-            spec = dataclasses.replace(spec, groups=tuple(
+            spec = spec.replace(groups=tuple(
                 _parse_group(group, spec.group_name(position), purge) for position, group in enumerate(groups)))
             _refuse_overlaps(spec)
         key = (spec.target, spec.subsystem)
@@ -479,12 +490,15 @@ def _portals_text(portals: t.Sequence[str]) -> str:
 # --- what the engine converges ------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class TargetDeclaration:
+class TargetDeclaration(Value):
     """One declared target in one state: the engine reads, plans through it and executes."""
 
+    __slots__ = _fields = ("spec", "state")
     spec: TargetSpec
     state: str
+
+    def __init__(self, spec: TargetSpec, state: str) -> None:
+        super().__init__(spec, state)
 
     @property
     def target(self) -> str:
@@ -511,7 +525,7 @@ class TargetDeclaration:
         for index, tag in zip(plan.created, created):
             if tag is not None:
                 spec = _with_tag(spec, index, tag)
-        return dataclasses.replace(self, spec=spec)
+        return self.replace(spec=spec)
 
     def taking(self, plan: Plan, made: int, tag: int) -> t.Tuple["TargetDeclaration", str]:
         index = plan.created[made]
@@ -522,13 +536,13 @@ class TargetDeclaration:
                     "%sthe provider allows no more portal groups on %s: CreatePortalGroup answered "
                     "VDS_S_ALREADY_EXISTS and returned existing group %d, which %s declares already; "
                     "declare no more groups than the provider allows" % (start, self.target, tag, declared))
-        return dataclasses.replace(self, spec=_with_tag(self.spec, index, tag)), self.spec.group_name(index)
+        return self.replace(spec=_with_tag(self.spec, index, tag)), self.spec.group_name(index)
 
 
 def _with_tag(spec: TargetSpec, index: int, tag: int) -> TargetSpec:
     groups = list(spec.groups)
-    groups[index] = dataclasses.replace(groups[index], tag=tag)
-    return dataclasses.replace(spec, groups=tuple(groups))
+    groups[index] = groups[index].replace(tag=tag)
+    return spec.replace(groups=tuple(groups))
 
 
 # --- what the module does with its parameters ----------------------------------------------------

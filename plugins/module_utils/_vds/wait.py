@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 import typing as t
 
@@ -18,6 +17,8 @@ from ansible_collections.storage.vds.plugins.module_utils._vds.errors import (
     to_unsigned,
 )
 
+from ansible_collections.storage.vds.plugins.module_utils._vds.retry import Sleep
+
 if t.TYPE_CHECKING:  # pragma: no cover
     from ansible_collections.storage.vds.plugins.module_utils._vds.provider import (
         Backend,
@@ -26,10 +27,8 @@ if t.TYPE_CHECKING:  # pragma: no cover
     )
 
 Clock = t.Callable[[], float]
-Sleep = t.Callable[[float], None]
 
 
-@dataclasses.dataclass(frozen=True)
 class PollPolicy:
     """Poll often at first, then at a fixed fraction of the time already waited.
 
@@ -38,34 +37,25 @@ class PollPolicy:
     logarithm of the duration, so long operations do not spin.
     """
 
-    minimum: float = 0.005
-    maximum: float = 60.0
-    fraction: float = 0.08
+    __slots__ = ("minimum", "maximum", "fraction")
+
+    def __init__(self, minimum: float = 0.005, maximum: float = 60.0, fraction: float = 0.08) -> None:
+        self.minimum = minimum
+        self.maximum = maximum
+        self.fraction = fraction
 
     def interval(self, waited: float) -> float:
         return min(self.maximum, max(self.minimum, waited * self.fraction))
 
 
-@dataclasses.dataclass(frozen=True)
-class RetryPolicy:
-    """Bounded exponential backoff for busy providers (VDS_E_ANOTHER_CALL_IN_PROGRESS, VDS_E_RETRY)."""
-
-    attempts: int = 8
-    initial: float = 0.05
-    factor: float = 2.0
-    maximum: float = 5.0
-
-    def delays(self) -> t.Iterator[float]:
-        for attempt in range(self.attempts):
-            yield min(self.maximum, self.initial * self.factor ** attempt)
-
-
-@dataclasses.dataclass
 class TimedOut:
     """What is known when an operation outlives its deadline."""
 
-    percent: int
-    cancel_hresult: int | None
+    __slots__ = ("percent", "cancel_hresult")
+
+    def __init__(self, percent: int, cancel_hresult: int | None) -> None:
+        self.percent = percent
+        self.cancel_hresult = cancel_hresult
 
     def cancel_outcome(self) -> str:
         if self.cancel_hresult is None:

@@ -42,7 +42,7 @@ from ansible_collections.storage.vds.plugins.module_utils._vds.model import (
     Subsystem,
     Target,
 )
-from ansible_collections.storage.vds.plugins.module_utils._vds.wait import RetryPolicy
+from ansible_collections.storage.vds.plugins.module_utils._vds.retry import RetryPolicy
 from ansible_collections.storage.vds.tests.unit.plugins.constants import IQN1, IQN2, MUTATING
 
 

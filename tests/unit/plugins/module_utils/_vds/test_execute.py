@@ -16,13 +16,7 @@ import pytest
 from ansible_collections.storage.vds.plugins.module_utils._vds.provider import OperationResult
 from ansible_collections.storage.vds.plugins.module_utils._vds import errors
 from ansible_collections.storage.vds.plugins.module_utils._vds.errors import HResultError, VdsError, WaitTimeout
-from ansible_collections.storage.vds.plugins.module_utils._vds.execute import (
-    Executor,
-    GroupSubstituted,
-    ObjectVanished,
-    Stats,
-    describe_step,
-)
+from ansible_collections.storage.vds.plugins.module_utils._vds.execute import Executor, GroupSubstituted, describe_step
 from ansible_collections.storage.vds.plugins.module_utils._vds.model import PortalAddress
 from ansible_collections.storage.vds.plugins.module_utils._vds.plan import (
     ADD_PORTAL,
@@ -32,7 +26,8 @@ from ansible_collections.storage.vds.plugins.module_utils._vds.plan import (
     SET_STATUS,
     Step,
 )
-from ansible_collections.storage.vds.plugins.module_utils._vds.wait import RetryPolicy, Waiter
+from ansible_collections.storage.vds.plugins.module_utils._vds.retry import ObjectVanished, RetryPolicy, Stats
+from ansible_collections.storage.vds.plugins.module_utils._vds.wait import Waiter
 from ansible_collections.storage.vds.tests.unit.plugins.constants import IQN1
 
 BUSY = errors.VDS_E_ANOTHER_CALL_IN_PROGRESS

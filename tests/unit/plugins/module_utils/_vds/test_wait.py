@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from ansible_collections.storage.vds.plugins.module_utils._vds import errors
 from ansible_collections.storage.vds.plugins.module_utils._vds.errors import HResultError, WaitTimeout
-from ansible_collections.storage.vds.plugins.module_utils._vds.wait import PollPolicy, RetryPolicy, TimedOut, Waiter
+from ansible_collections.storage.vds.plugins.module_utils._vds.retry import RetryPolicy
+from ansible_collections.storage.vds.plugins.module_utils._vds.wait import PollPolicy, TimedOut, Waiter
 
 ACTION = "AddPortal 10.0.0.4:3260 -> group 1 of iqn.1991-05.com.microsoft:array-a-t1"
 

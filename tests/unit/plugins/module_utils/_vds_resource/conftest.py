@@ -14,7 +14,7 @@ import pytest
 
 from ansible_collections.storage.vds.plugins.module_utils._backends.simulator import SimulatorBackend
 from ansible_collections.storage.vds.plugins.module_utils._vds.engine import Engine
-from ansible_collections.storage.vds.plugins.module_utils._vds.wait import RetryPolicy
+from ansible_collections.storage.vds.plugins.module_utils._vds.retry import RetryPolicy
 from ansible_collections.storage.vds.tests.unit.plugins.state_file import StateFile
 from ansible_collections.storage.vds.tests.unit.plugins.constants import IQN1, IQN2, IQN3
 
@@ -25,6 +25,7 @@ PORTALS = ("10.0.0.1:3260", "10.0.0.2:3260", "10.0.0.3:3260", "10.0.0.4:3260", "
 #: Two simulated subsystems: array-a with two targets, array-b with one.
 STATE: dict[str, t.Any] = {
     "version": 1,
+    "count_reads": True,
     "subsystems": [
         {"name": "array-a", "max_groups_per_target": 0,
          "portals": [{"address": address, "status": "online"} for address in PORTALS],
