@@ -123,9 +123,10 @@ def portal_address(number: int) -> str:
 
 
 def state_data(portals: t.Sequence[str], targets: t.Mapping[str, t.Mapping[int, t.Sequence[str]]],
-               latency_ms: float = 0, name: str = "array") -> dict[str, t.Any]:
-    """A simulator state file of one subsystem."""
-    return {"version": 1, "latency_ms": latency_ms, "faults": [],
+               latency_ms: float = 0, name: str = "array", count_reads: bool = False) -> dict[str, t.Any]:
+    """A simulator state file of one subsystem; reads are counted only where a figure counts them, since
+    counting them writes the file."""
+    return {"version": 1, "count_reads": count_reads, "latency_ms": latency_ms, "faults": [],
             "subsystems": [{"name": name, "portals": [{"address": address} for address in portals],
                             "targets": [{"iqn": iqn, "groups": [{"tag": tag, "portals": list(members)}
                                                                 for tag, members in sorted(groups.items())]}
@@ -292,8 +293,8 @@ def figure_start(ansible: Ansible, sizes: Sizes) -> Figure:
     lines.append("task time vds_portal_group / ping: x%.2f (whole playbooks: x%.2f); median of %d runs"
                  % (ratio, wall["storage.vds.vds_portal_group"] / wall["ansible.builtin.ping"], sizes.repeats))
     lines.extend(module_process_costs(ansible, inventory))
-    return Figure(2, "Module start cost", "one vds_portal_group task at most x1.25 one ping task (same hosts, forks)",
-                  lines, ratio <= 1.25, "x%.2f ping" % ratio)
+    return Figure(2, "Module start cost", "one vds_portal_group task with nothing to change at most x1.15 one ping "
+                  "task (same hosts, forks)", lines, ratio <= 1.15, "x%.2f ping" % ratio)
 
 
 def module_process_costs(ansible: Ansible, inventory: str) -> t.List[str]:
@@ -447,11 +448,11 @@ def fleet_counts(hosts: t.Mapping[str, t.Mapping[str, str]], groups: t.Sequence[
     wrong = []
     for host, variables in sorted(hosts.items()):
         calls = read_json(variables["bench_state"]).get("calls", {})
-        if mutating(calls) != needed or calls.get("Snapshot") != 2:
+        if mutating(calls) != needed:
             wrong.append("%s: %s" % (host, calls))
     lines = ["fleet (role from no group, then again, %d hosts): %s" % (
-        len(hosts), "every host: %d mutating calls = the minimum (%d creates + %d adds), 0 on the rerun; "
-                    "1 Snapshot per execution" % (needed, len(groups), adds) if not wrong
+        len(hosts), "every host: %d mutating calls = the minimum (%d creates + %d adds), 0 on the rerun"
+                    % (needed, len(groups), adds) if not wrong
         else "WRONG on %s" % "; ".join(wrong[:3]))]
     return lines, not wrong
 
@@ -460,7 +461,7 @@ def scrambled_state(latency_ms: float = 0) -> dict[str, t.Any]:
     """Two subsystems with groups out of order: moves, purges, a group to delete, a group to create."""
     data = state_data(FLEET_PORTALS[:16], {
         IQN % "a1": {1: FLEET_PORTALS[0:4] + FLEET_PORTALS[8:10], 2: FLEET_PORTALS[4:6], 3: FLEET_PORTALS[6:8]},
-        IQN % "a2": {1: FLEET_PORTALS[0:8]}}, latency_ms, name="array-a")
+        IQN % "a2": {1: FLEET_PORTALS[0:8]}}, latency_ms, name="array-a", count_reads=True)
     data["subsystems"].append(state_data(FLEET_PORTALS[:16], {IQN % "b1": {2: FLEET_PORTALS[:3]}},
                                          name="array-b")["subsystems"][0])
     return data

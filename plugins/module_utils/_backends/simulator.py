@@ -21,11 +21,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
-import hashlib
 import json
 import math
 import os
 import time
+import types
 import typing as t
 
 from ansible_collections.storage.vds.plugins.module_utils._vds.provider import (
@@ -38,10 +38,8 @@ from ansible_collections.storage.vds.plugins.module_utils._vds.errors import (
     BY_NAME,
     S_OK,
     VDS_E_ANOTHER_CALL_IN_PROGRESS,
-    VDS_E_ASSOCIATED_PORTALS_EXIST,
     VDS_E_CANCEL_TOO_LATE,
     VDS_E_OBJECT_DELETED,
-    VDS_E_OBJECT_EXISTS,
     VDS_E_OBJECT_NOT_FOUND,
     VDS_E_OPERATION_CANCELED,
     VDS_E_OPERATION_PENDING,
@@ -83,11 +81,11 @@ FAULT_PHASES = ("call", "wait")
 OPERATION_RETENTION_S = 3600.0
 
 _E_INVALIDARG = BY_NAME["E_INVALIDARG"].value
-_MAX_TAG = 65535
+MAX_TAG = 65535
 _STATUSES = tuple(PORTAL_STATUSES.values())
 _SETTABLE_STATUSES = ("online", "offline")
 
-_TOP_KEYS = ("version", "subsystems", "latency_ms", "faults", "calls", "operations")
+_TOP_KEYS = ("version", "subsystems", "latency_ms", "faults", "count_reads", "calls", "operations")
 _SUBSYSTEM_KEYS = ("name", "max_groups_per_target", "portals", "targets")
 _PORTAL_KEYS = ("address", "status")
 _TARGET_KEYS = ("iqn", "alias", "groups")
@@ -107,7 +105,7 @@ _OPERATION_FIELDS = {
 # Natural keys: ("subsystem", name), ("target", name, iqn), ("portal", name, address),
 # ("group", name, iqn, tag). Ids map to these, never the other way round in the file.
 _Key = t.Tuple[t.Any, ...]
-_Json = t.Dict[str, t.Any]
+Json = t.Dict[str, t.Any]
 _T = t.TypeVar("_T")
 
 
@@ -134,13 +132,13 @@ class _Invalid(Exception):
         return _Invalid(parent + joiner + self.location, self.problem)
 
 
-class _State:
+class State:
     """One loaded state file: the JSON data, normalised in place, and indexes of its objects."""
 
-    def __init__(self, data: _Json) -> None:
+    def __init__(self, data: Json) -> None:
         self.data = data
         self.mode = 0o644
-        self.objects: dict[_Key, _Json] = {}
+        self.objects: dict[_Key, Json] = {}
         self.addresses: dict[str, PortalAddress] = {}
         #: (subsystem, iqn, address) -> tag of the group of that target holding the portal.
         self.holders: dict[t.Tuple[str, str, str], int] = {}
@@ -151,7 +149,7 @@ class _State:
         self.vanished: list[_Key] = []
 
     @property
-    def operations(self) -> list[_Json]:
+    def operations(self) -> list[Json]:
         return self.data.get("operations", [])
 
     def group_holding(self, name: str, iqn: str, address: str) -> int | None:
@@ -159,78 +157,8 @@ class _State:
 
     def change(self, name: str, *args: t.Any) -> None:
         """Apply one change and record it for the journal: every change of the state goes through here."""
-        _CHANGES[name](self, *args)
+        _changes().CHANGES[name](self, *args)
         self.log.append([name, *args])
-
-
-# --- changes: what a journal line records, applied the same way live and on replay ------------
-
-
-def _change_count(state: _State, name: str, amount: int) -> None:
-    calls = state.data.setdefault("calls", {})
-    calls[name] = calls.get(name, 0) + amount
-
-
-def _change_fault(state: _State, index: int) -> None:
-    faults = state.data["faults"]
-    times = faults[index].get("times", 1)
-    if times <= 1:
-        del faults[index]
-    else:
-        faults[index]["times"] = times - 1
-
-
-def _change_start(state: _State, record: _Json) -> None:
-    state.data.setdefault("operations", []).append(dict(record))
-
-
-def _change_finish(state: _State, operation_id: str, result: str, finished_at: float, tag: int | None) -> None:
-    record = next(record for record in state.operations if record["id"] == operation_id)
-    record["result"] = result
-    record["finished_at"] = finished_at
-    if tag is not None:
-        record["group_tag"] = tag
-
-
-def _change_drop(state: _State, operation_ids: list[str]) -> None:
-    dropped = set(operation_ids)
-    state.data["operations"] = [record for record in state.operations if record["id"] not in dropped]
-
-
-def _change_create(state: _State, sub: str, iqn: str, tag: int) -> None:
-    groups = state.objects[("target", sub, iqn)].setdefault("groups", [])
-    group: _Json = {"tag": tag, "portals": []}
-    groups.append(group)
-    groups.sort(key=lambda item: item["tag"])
-    state.objects[("group", sub, iqn, tag)] = group
-
-
-def _change_delete(state: _State, sub: str, iqn: str, tag: int) -> None:
-    group = state.objects.pop(("group", sub, iqn, tag))
-    target = state.objects[("target", sub, iqn)]
-    target["groups"] = [other for other in target["groups"] if other is not group]
-    state.vanished.append(("group", sub, iqn, tag))
-
-
-def _change_add(state: _State, sub: str, iqn: str, tag: int, address: str) -> None:
-    state.objects[("group", sub, iqn, tag)].setdefault("portals", []).append(address)
-    state.holders[(sub, iqn, address)] = tag
-
-
-def _change_remove(state: _State, sub: str, iqn: str, tag: int, address: str) -> None:
-    state.objects[("group", sub, iqn, tag)]["portals"].remove(address)
-    del state.holders[(sub, iqn, address)]
-
-
-def _change_status(state: _State, sub: str, address: str, status: str) -> None:
-    state.objects[("portal", sub, address)]["status"] = status
-
-
-_CHANGES: dict[str, t.Callable[..., None]] = {
-    "count": _change_count, "fault": _change_fault, "start": _change_start, "finish": _change_finish,
-    "drop": _change_drop, "create": _change_create, "delete": _change_delete, "add": _change_add,
-    "remove": _change_remove, "status": _change_status,
-}
 
 
 # --- validation ------------------------------------------------------------------------------
@@ -262,7 +190,7 @@ def _in(location: str, check: t.Callable[..., _T], *args: t.Any) -> _T:
         raise exc.under(location) from None
 
 
-def _each(owner: _Json, key: str, check: t.Callable[..., t.Any], *args: t.Any) -> None:
+def _each(owner: Json, key: str, check: t.Callable[..., t.Any], *args: t.Any) -> None:
     """Check each item of the optional array ``owner[key]``, replacing it by its normalised form."""
     items = _in(key, _array, owner.get(key, []))
     index = 0
@@ -273,7 +201,7 @@ def _each(owner: _Json, key: str, check: t.Callable[..., t.Any], *args: t.Any) -
         raise exc.under("%s[%d]" % (key, index)) from None
 
 
-def _object(value: t.Any, allowed: t.Sequence[str] | None, required: t.Sequence[str] = ()) -> _Json:
+def _object(value: t.Any, allowed: t.Sequence[str] | None, required: t.Sequence[str] = ()) -> Json:
     """An object with only ``allowed`` keys (any key when None): typos must not pass silently."""
     if not isinstance(value, dict):
         raise _Invalid("", "expected an object, found %s" % _kind(value))
@@ -347,7 +275,7 @@ def _parse_address(text: str) -> PortalAddress:
     return PortalAddress.parse(text)
 
 
-def _address(value: t.Any, state: _State) -> str:
+def _address(value: t.Any, state: State) -> str:
     """The normalised text of a portal address (``10.0.0.1`` -> ``10.0.0.1:3260``)."""
     if isinstance(value, str) and value in state.addresses:
         return value
@@ -360,7 +288,7 @@ def _address(value: t.Any, state: _State) -> str:
     return text
 
 
-def _check_subsystem(sub: t.Any, state: _State) -> _Json:
+def _check_subsystem(sub: t.Any, state: State) -> Json:
     _object(sub, _SUBSYSTEM_KEYS, ("name",))
     name = _in("name", _string, sub["name"])
     if ("subsystem", name) in state.objects:
@@ -373,7 +301,7 @@ def _check_subsystem(sub: t.Any, state: _State) -> _Json:
     return sub
 
 
-def _check_portal(portal: t.Any, name: str, state: _State) -> _Json:
+def _check_portal(portal: t.Any, name: str, state: State) -> Json:
     _object(portal, _PORTAL_KEYS, ("address",))
     address = _in("address", _address, portal["address"], state)
     if ("portal", name, address) in state.objects:
@@ -385,7 +313,7 @@ def _check_portal(portal: t.Any, name: str, state: _State) -> _Json:
     return portal
 
 
-def _check_target(target: t.Any, name: str, state: _State) -> _Json:
+def _check_target(target: t.Any, name: str, state: State) -> Json:
     _object(target, _TARGET_KEYS, ("iqn",))
     iqn = _in("iqn", _iqn, target["iqn"])
     if ("target", name, iqn) in state.objects:
@@ -400,9 +328,9 @@ def _check_target(target: t.Any, name: str, state: _State) -> _Json:
     return target
 
 
-def _check_group(group: t.Any, name: str, iqn: str, state: _State) -> _Json:
+def _check_group(group: t.Any, name: str, iqn: str, state: State) -> Json:
     _object(group, _GROUP_KEYS, ("tag",))
-    tag = _in("tag", _integer, group["tag"], 1, _MAX_TAG)
+    tag = _in("tag", _integer, group["tag"], 1, MAX_TAG)
     if ("group", name, iqn, tag) in state.objects:
         raise _Invalid("tag", "tag %d is used by two groups of target %s" % (tag, iqn))
     state.objects[("group", name, iqn, tag)] = group
@@ -410,7 +338,7 @@ def _check_group(group: t.Any, name: str, iqn: str, state: _State) -> _Json:
     return group
 
 
-def _check_member(value: t.Any, name: str, iqn: str, tag: int, state: _State) -> str:
+def _check_member(value: t.Any, name: str, iqn: str, tag: int, state: State) -> str:
     address = _address(value, state)
     if ("portal", name, address) not in state.objects:
         raise _Invalid("", "%s is not a portal of subsystem %s; list it under its portals first" % (address, name))
@@ -422,7 +350,7 @@ def _check_member(value: t.Any, name: str, iqn: str, tag: int, state: _State) ->
     return address
 
 
-def _check_fault(fault: t.Any) -> _Json:
+def _check_fault(fault: t.Any) -> Json:
     _object(fault, _FAULT_KEYS, ("operation", "hresult"))
     operation = _in("operation", _choice, fault["operation"], ASYNC_OPERATIONS + CALL_ONLY_OPERATIONS,
                     "an operation the simulator runs")
@@ -436,7 +364,7 @@ def _check_fault(fault: t.Any) -> _Json:
     return fault
 
 
-def _check_operation(record: t.Any) -> _Json:
+def _check_operation(record: t.Any) -> Json:
     # Written by the simulator, but a hand edit must not let a later apply corrupt the file.
     name = _in("name", _choice, _object(record, None, ("name",))["name"], ASYNC_OPERATIONS,
                "an asynchronous operation")
@@ -451,7 +379,7 @@ def _check_operation(record: t.Any) -> _Json:
         _in("status", _choice, record["status"], _SETTABLE_STATUSES, "a status SetStatus sets")
     for key in ("tag", "group_tag"):
         if key in record:
-            _in(key, _integer, record[key], 1, _MAX_TAG)
+            _in(key, _integer, record[key], 1, MAX_TAG)
     for key in ("started_at", "completes_at", "finished_at"):
         if key in record:
             _in(key, _number, record[key])
@@ -471,17 +399,19 @@ def _check_object_key(key: t.Any) -> list[t.Any]:
     return key
 
 
-def _check(data: t.Any) -> _State:
+def _check(data: t.Any) -> State:
     """Validate a parsed state file, normalise it in place and index its objects."""
     _object(data, _TOP_KEYS, ("version", "subsystems"))
     version = data["version"]
     if isinstance(version, bool) or not isinstance(version, int) or version != STATE_VERSION:
         raise _Invalid("version", "%s is not supported; this simulator reads version %d"
                        % (_show(version), STATE_VERSION))
-    state = _State(data)
+    state = State(data)
     _each(data, "subsystems", _check_subsystem, state)
     if "latency_ms" in data:
         _in("latency_ms", _number, data["latency_ms"])
+    if "count_reads" in data and not isinstance(data["count_reads"], bool):
+        raise _Invalid("count_reads", "expected true or false, found %s" % _kind(data["count_reads"]))
     _each(data, "faults", _check_fault)
     for name, count in _in("calls", _object, data.get("calls", {}), None).items():
         _in("calls." + name, _integer, count, 0)
@@ -489,7 +419,7 @@ def _check(data: t.Any) -> _State:
     return state
 
 
-def _unique_keys(pairs: list[tuple[str, t.Any]]) -> _Json:
+def _unique_keys(pairs: list[tuple[str, t.Any]]) -> Json:
     result = dict(pairs)
     if len(result) != len(pairs):
         seen: set[str] = set()
@@ -513,7 +443,7 @@ def _read(path: str, shown: str) -> t.Tuple[bytes, int]:
         raise StateFileError("cannot read simulator state file %s: %s" % (shown, exc.strerror), path=shown) from None
 
 
-def _parse(raw: bytes, path: str) -> _State:
+def _parse(raw: bytes, path: str) -> State:
     try:
         # utf-8-sig: editors on Windows like to start the file with a byte-order mark.
         return _check(json.loads(raw.decode("utf-8-sig"), object_pairs_hook=_unique_keys))
@@ -533,94 +463,7 @@ def _parse(raw: bytes, path: str) -> _State:
                              path=path, location=exc.location) from None
 
 
-def _digest(raw: bytes) -> str:
-    return hashlib.sha256(raw).hexdigest()
-
-
-def _journal_header(raw: bytes) -> bytes:
-    """The first line of a journal: the state file it continues, by the hash of its bytes."""
-    return json.dumps({"journal": JOURNAL_VERSION, "state": _digest(raw)}).encode() + b"\n"
-
-
-def _replay(state: _State, lines: bytes, offset: int, journal_path: str) -> int:
-    """Apply the complete lines of ``lines``, found at byte ``offset`` of the journal; return how many bytes
-    they take. A line without its newline is a call whose write was cut short: it did not happen."""
-    end = lines.rfind(b"\n") + 1
-    position = 0
-    for line in lines[:end].splitlines(keepends=True):
-        try:
-            for entry in json.loads(line):
-                _CHANGES[entry[0]](state, *entry[1:])
-        except (ValueError, KeyError, IndexError, TypeError, AttributeError, StopIteration, RecursionError):
-            with open(journal_path, "rb") as handle:
-                number = handle.read(offset + position).count(b"\n") + 1
-            raise StateFileError("simulator journal %s: line %d is not a change this simulator wrote; the journal "
-                                 "holds calls not yet in the state file: remove it to drop them"
-                                 % (journal_path, number), path=journal_path) from None
-        position += len(line)
-    return end
-
-
-def _holds_objects(value: t.Any) -> bool:
-    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
-    return any(isinstance(item, dict) or (isinstance(item, list) and _holds_objects(item)) for item in items)
-
-
-def _dumps(value: t.Any, indent: str = "") -> str:
-    """JSON indented down to the containers that hold no objects, which stay on one line: a portal,
-    a group or a fault per line reads well, and the C encoder writes those lines fast."""
-    if not _holds_objects(value):
-        return json.dumps(value)
-    inner = indent + "  "
-    if isinstance(value, dict):
-        body = ",\n".join("%s%s: %s" % (inner, json.dumps(key), _dumps(item, inner)) for key, item in value.items())
-        return "{\n%s\n%s}" % (body, indent)
-    return "[\n%s\n%s]" % (",\n".join(inner + _dumps(item, inner) for item in value), indent)
-
-
-def _serialise(state: _State) -> bytes:
-    data = state.data
-    if "calls" in data:
-        data["calls"] = dict(sorted(data["calls"].items()))
-    if "operations" in data and not data["operations"]:
-        del data["operations"]
-    return (_dumps(data) + "\n").encode("utf-8")
-
-
-def _write(path: str, raw: bytes, mode: int, shown: str) -> None:
-    """Replace the file at ``path`` (no symlink) atomically: readers see the old or the new content, never a
-    torn one. ``shown``: the path as the user gave it, for messages."""
-    directory, base = os.path.split(path)
-    temporary = os.path.join(directory, ".%s.%s.tmp" % (base, os.urandom(16).hex()))
-    try:
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(raw)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(temporary, mode)
-            os.replace(temporary, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
-            raise
-    except OSError as exc:
-        raise StateFileError("cannot write simulator state file %s: %s" % (shown, exc.strerror), path=shown) from None
-
-
-def _sync_directory(path: str, shown: str) -> None:
-    try:
-        fd = os.open(os.path.dirname(path), os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError as exc:
-        raise StateFileError("cannot write simulator state file %s: %s" % (shown, exc.strerror), path=shown) from None
-
-
-def read_state(path: str) -> _Json:
+def read_state(path: str) -> Json:
     """The validated, normalised state (no lock needed: the file is replaced atomically and a journal line
     counts only once complete)."""
     real = os.path.realpath(path)
@@ -629,10 +472,10 @@ def read_state(path: str) -> _Json:
     with contextlib.suppress(FileNotFoundError):
         with open(real + ".journal", "rb") as handle:
             journal = handle.read()
-        header = _journal_header(raw)
+        header = _changes().journal_header(raw)
         # A journal of another content of the file was folded in already, or the file was replaced since.
         if journal.startswith(header):
-            _replay(state, journal[len(header):], len(header), real + ".journal")
+            _changes().replay(state, journal[len(header):], len(header), real + ".journal")
     return state.data
 
 
@@ -656,6 +499,14 @@ def _size(path: str) -> int:
         return 0
 
 
+def _changes() -> types.ModuleType:
+    """The half of the simulator that changes the state (:mod:`._simulator_changes`), loaded at the first
+    change of an execution: a run that only reads does not compile it."""
+    from ansible_collections.storage.vds.plugins.module_utils._backends import _simulator_changes
+
+    return _simulator_changes
+
+
 # --- the backend -----------------------------------------------------------------------------
 
 
@@ -677,7 +528,7 @@ class SimulatorBackend(Backend):
         self._finished: dict[str, _Outcome] = {}
         # The state as of the last call, and what it was read from: the state file's bytes and identity,
         # and how much of the journal it includes.
-        self._state: _State | None = None
+        self._state: State | None = None
         self._raw = b""
         self._file: t.Tuple[int, ...] = ()
         self._journal = 0
@@ -704,7 +555,7 @@ class SimulatorBackend(Backend):
             os.close(lock)  # closing the descriptor releases the flock
 
     @contextlib.contextmanager
-    def _session(self) -> t.Iterator[_State]:
+    def _session(self) -> t.Iterator[State]:
         with self._locked() as real:
             try:
                 state = self._current(real)
@@ -726,7 +577,7 @@ class SimulatorBackend(Backend):
                 self._state = None
                 raise
 
-    def _current(self, real: str) -> _State:
+    def _current(self, real: str) -> State:
         """The state as the files hold it now: the copy in memory when nobody changed the files since, with
         the journal lines others appended, or read again."""
         try:
@@ -754,14 +605,14 @@ class SimulatorBackend(Backend):
         state.vanished = [key for key in self._ids if key not in state.objects]
         return state
 
-    def _catch_up(self, real: str, state: _State) -> None:
+    def _catch_up(self, real: str, state: State) -> None:
         """Apply the journal lines appended since this copy was made; drop what no call completed."""
         path = real + ".journal"
         try:
             with open(path, "rb") as handle:
                 start = self._journal
                 if not start:
-                    header = _journal_header(self._raw)
+                    header = _changes().journal_header(self._raw)
                     if handle.read(len(header)) != header:
                         os.unlink(path)  # already folded into the state file, or the file was replaced since
                         return
@@ -769,7 +620,7 @@ class SimulatorBackend(Backend):
                 # Only what was appended since this copy was brought up to date.
                 handle.seek(start)
                 lines = handle.read()
-            end = start + _replay(state, lines, start, path)
+            end = start + _changes().replay(state, lines, start, path)
             if end < start + len(lines):
                 # The end of a line whose writer died before finishing it (the lock is ours now).
                 os.truncate(path, end)
@@ -778,7 +629,7 @@ class SimulatorBackend(Backend):
                                  path=path) from None
         self._journal = end
 
-    def _persist(self, real: str, state: _State) -> None:
+    def _persist(self, real: str, state: State) -> None:
         """Make this call's changes durable before it returns: rewrite a small file, journal a large one."""
         if not state.log:
             return
@@ -791,7 +642,7 @@ class SimulatorBackend(Backend):
         path = real + ".journal"
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
         if not self._journal:
-            line = _journal_header(self._raw) + line
+            line = _changes().journal_header(self._raw) + line
             flags |= os.O_TRUNC
         try:
             fd = os.open(path, flags, state.mode)
@@ -807,14 +658,14 @@ class SimulatorBackend(Backend):
             raise StateFileError("cannot write simulator journal %s: %s" % (path, exc.strerror), path=path) from None
         self._journal += len(line)
 
-    def _fold(self, real: str, state: _State) -> None:
+    def _fold(self, real: str, state: State) -> None:
         """Rewrite the state file with everything, then drop the journal it now includes."""
-        raw = _serialise(state)
-        _write(real, raw, state.mode, self.state_path)
+        raw = _changes().serialise(state)
+        _changes().write_file(real, raw, state.mode, self.state_path)
         if self._journal:
             # The new file must be on disk before the journal goes; should this process die in between, the
             # journal names the previous content and is ignored.
-            _sync_directory(real, self.state_path)
+            _changes().sync_directory(real, self.state_path)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(real + ".journal")
         self._raw, self._file, self._journal = raw, _identity(os.stat(real)), 0
@@ -832,7 +683,7 @@ class SimulatorBackend(Backend):
             # Every call is in the journal still; the next execution on the file folds it in.
             self._state = None
 
-    def _settle(self, state: _State) -> None:
+    def _settle(self, state: State) -> None:
         """Apply every operation that has completed by now, in completion order."""
         due = [record for record in state.operations if "result" not in record and record["completes_at"] <= state.now]
         for record in sorted(due, key=lambda record: record["completes_at"]):
@@ -853,7 +704,7 @@ class SimulatorBackend(Backend):
             self._keys[object_id] = key
         return object_id
 
-    def _resolve(self, state: _State, object_id: str, kind: str, action: str, gone: int) -> _Key:
+    def _resolve(self, state: State, object_id: str, kind: str, action: str, gone: int) -> _Key:
         """Map an id back to its object: unknown ids are not found, ids of vanished objects are ``gone``."""
         key = self._keys.get(object_id)
         if key is None or key[0] != kind:
@@ -865,11 +716,11 @@ class SimulatorBackend(Backend):
     # -- faults and counters --
 
     @staticmethod
-    def _count(state: _State, name: str, amount: int = 1) -> None:
+    def _count(state: State, name: str, amount: int = 1) -> None:
         state.change("count", name, amount)
 
     @staticmethod
-    def _consume(state: _State, name: str, phase: str) -> int | None:
+    def _consume(state: State, name: str, phase: str) -> int | None:
         """Fire the first fault listed for this operation and phase, if any."""
         for index, fault in enumerate(state.data.get("faults", [])):
             if fault["operation"] == name and fault.get("phase", "call") == phase:
@@ -878,7 +729,7 @@ class SimulatorBackend(Backend):
                 return hresult
         return None
 
-    def _call_fault(self, state: _State, name: str) -> int | None:
+    def _call_fault(self, state: State, name: str) -> int | None:
         """A call-phase fault: an error fails the call, a success code is passed on to the operation."""
         hresult = self._consume(state, name, "call")
         if hresult is not None and not is_success(hresult):
@@ -887,7 +738,7 @@ class SimulatorBackend(Backend):
 
     # -- operations --
 
-    def _begin(self, state: _State, fields: _Json, keys: t.Sequence[_Key], ids: t.Tuple[str, ...],
+    def _begin(self, state: State, fields: Json, keys: t.Sequence[_Key], ids: t.Tuple[str, ...],
                call_fault: int | None) -> Operation:
         """Start an operation on objects nobody else is working on; apply it now without latency."""
         name = fields["name"]
@@ -898,7 +749,7 @@ class SimulatorBackend(Backend):
         wait_fault = self._consume(state, name, "wait")
         fault = wait_fault if wait_fault is not None else call_fault
         latency = state.data.get("latency_ms", 0) / 1000.0
-        record: _Json = {"id": _guid()}
+        record: Json = {"id": _guid()}
         record.update(fields, objects=[list(key) for key in keys], started_at=state.now,
                       completes_at=state.now + latency)
         if fault is not None:
@@ -911,10 +762,10 @@ class SimulatorBackend(Backend):
         return Operation(record["id"], name, ids)
 
     @staticmethod
-    def _group_key(record: _Json, tag: int | None) -> _Key | None:
+    def _group_key(record: Json, tag: int | None) -> _Key | None:
         return None if tag is None else ("group", record["subsystem"], record["target"], tag)
 
-    def _apply(self, state: _State, record: _Json) -> t.Tuple[int, int | None]:
+    def _apply(self, state: State, record: Json) -> t.Tuple[int, int | None]:
         """The effect of a completed operation: its final HRESULT and, for a create, the group's tag."""
         fault = parse_hresult(record["fault"]) if "fault" in record else None
         if fault is not None and not is_success(fault):
@@ -924,19 +775,19 @@ class SimulatorBackend(Backend):
         if name == "CreatePortalGroup":
             if fault == VDS_S_ALREADY_EXISTS:
                 # Acts as the cap: hands back an existing group, or creates one when there is none.
-                return _create_group(state, sub, record["target"], True)
-            hresult, tag = _create_group(state, sub, record["target"], False)
+                return _changes().create_group(state, sub, record["target"], True)
+            hresult, tag = _changes().create_group(state, sub, record["target"], False)
         elif name == "DeletePortalGroup":
-            hresult = _delete_group(state, sub, record["target"], record["tag"])
+            hresult = _changes().delete_group(state, sub, record["target"], record["tag"])
         elif name == "SetStatus":
-            hresult = _set_status(state, sub, record["portal"], record["status"])
+            hresult = _changes().set_status(state, sub, record["portal"], record["status"])
         else:
-            hresult = _change_membership(state, name, sub, record["target"], record["tag"], record["portal"])
+            hresult = _changes().change_membership(state, name, sub, record["target"], record["tag"], record["portal"])
         if hresult == S_OK and fault is not None:
             hresult = fault
         return hresult, tag
 
-    def _find(self, state: _State, operation: Operation) -> _Json:
+    def _find(self, state: State, operation: Operation) -> Json:
         for record in state.operations:
             if record["id"] == operation.id:
                 return record
@@ -945,7 +796,7 @@ class SimulatorBackend(Backend):
                              % (operation.id, operation.name, self.state_path, OPERATION_RETENTION_S),
                              path=self.state_path, operation_id=operation.id)
 
-    def _collect(self, state: _State, record: _Json) -> _Outcome:
+    def _collect(self, state: State, record: Json) -> _Outcome:
         """Take a finished operation out of the file: its caller now holds the result."""
         outcome = _Outcome(parse_hresult(record["result"]), self._group_key(record, record.get("group_tag")))
         self._finished[record["id"]] = outcome
@@ -959,12 +810,13 @@ class SimulatorBackend(Backend):
             subsystems = state.data["subsystems"]
             if subsystem is not None:
                 subsystems = [_known_subsystem(state, subsystem)]
-            if subsystems:
+            if subsystems and state.data.get("count_reads"):
+                # Only when asked: a provider's reads change nothing, and a run that changes nothing writes nothing.
                 self._count(state, "Snapshot", len(subsystems))
             self._call_fault(state, "QueryPortalGroups")
             return Snapshot(tuple(self._view(state, sub) for sub in subsystems))
 
-    def _view(self, state: _State, sub: _Json) -> Subsystem:
+    def _view(self, state: State, sub: Json) -> Subsystem:
         name = sub["name"]
         portals = sorted((Portal(self._id(("portal", name, portal["address"])), state.addresses[portal["address"]],
                                  portal.get("status", "online"))
@@ -1080,62 +932,9 @@ class SimulatorBackend(Backend):
                 self._call_fault(state, name)
 
 
-def _known_subsystem(state: _State, name: str) -> _Json:
+def _known_subsystem(state: State, name: str) -> Json:
     found = state.objects.get(("subsystem", name))
     if found is None:
         known = ", ".join(sorted(sub["name"] for sub in state.data["subsystems"])) or "(none)"
         raise NotFoundError("subsystem %r does not exist; known subsystems: %s" % (name, known), subsystem=name)
     return found
-
-
-# --- effects (applied when an operation completes) --------------------------------------------
-
-
-def _create_group(state: _State, sub: str, iqn: str, existing: bool) -> t.Tuple[int, int | None]:
-    """New group with the lowest free tag; at the cap (or asked to) hand back the lowest-tag group."""
-    target = state.objects.get(("target", sub, iqn))
-    if target is None:
-        return VDS_E_OBJECT_DELETED, None
-    groups = target.get("groups", [])
-    cap = state.objects[("subsystem", sub)].get("max_groups_per_target", 0) or _MAX_TAG
-    if groups and (existing or len(groups) >= cap):
-        return VDS_S_ALREADY_EXISTS, groups[0]["tag"]
-    used = {group["tag"] for group in groups}
-    tag = next(candidate for candidate in range(1, _MAX_TAG + 1) if candidate not in used)
-    state.change("create", sub, iqn, tag)
-    return S_OK, tag
-
-
-def _delete_group(state: _State, sub: str, iqn: str, tag: int) -> int:
-    group = state.objects.get(("group", sub, iqn, tag))
-    if group is None:
-        return VDS_E_OBJECT_DELETED
-    if group.get("portals"):
-        return VDS_E_ASSOCIATED_PORTALS_EXIST
-    state.change("delete", sub, iqn, tag)
-    return S_OK
-
-
-def _set_status(state: _State, sub: str, address: str, status: str) -> int:
-    if ("portal", sub, address) not in state.objects:
-        return VDS_E_OBJECT_DELETED
-    state.change("status", sub, address, status)
-    return S_OK
-
-
-def _change_membership(state: _State, name: str, sub: str, iqn: str, tag: int, address: str) -> int:
-    if ("group", sub, iqn, tag) not in state.objects:
-        return VDS_E_OBJECT_DELETED
-    if ("portal", sub, address) not in state.objects:
-        return VDS_E_OBJECT_NOT_FOUND
-    holder = state.group_holding(sub, iqn, address)
-    if name == "AddPortal":
-        # Already here or in another group of the target: VDS leaves this open; the simulator refuses.
-        if holder is not None:
-            return VDS_E_OBJECT_EXISTS
-        state.change("add", sub, iqn, tag, address)
-        return S_OK
-    if holder != tag:
-        return VDS_E_OBJECT_NOT_FOUND
-    state.change("remove", sub, iqn, tag, address)
-    return S_OK

@@ -49,6 +49,7 @@ VDS_S_PROPERTIES_INCOMPLETE = errors.BY_NAME["VDS_S_PROPERTIES_INCOMPLETE"].valu
 
 BASE_STATE: dict[str, t.Any] = {
     "version": 1,
+    "count_reads": True,
     "subsystems": [
         {
             "name": "array-a",
@@ -175,7 +176,7 @@ def test_write_back_keeps_the_users_layout(tmp_path: pathlib.Path) -> None:
     backend = SimulatorBackend(str(path))
     backend.snapshot()
     written = content(path)
-    assert set(written) == {"version", "subsystems", "calls"}          # no defaults added at the top
+    assert set(written) == {"version", "count_reads", "subsystems", "calls"}  # no defaults added at the top
     sub = written["subsystems"][0]
     assert sub["portals"][1] == {"address": P2}                        # no status added
     assert "alias" not in sub["targets"][1]
@@ -216,7 +217,7 @@ INVALID = [
     (_set("version", True), "version: true is not supported"),
     (lambda data: data.pop("version"), "version: missing (required)"),
     (_set("latncy_ms", 5),
-     "latncy_ms: unknown key (known keys: calls, faults, latency_ms, operations, subsystems, version)"),
+     "latncy_ms: unknown key (known keys: calls, count_reads, faults, latency_ms, operations, subsystems, version)"),
     (_set("subsystems.0.targets.0.grups", []), "subsystems[0].targets[0].grups: unknown key"),
     (_set("subsystems.1.name", "array-a"), "subsystems[1].name: \"array-a\" names two subsystems"),
     (_set("subsystems.0.targets.1.groups", [{"tag": 70000, "portals": []}]),
@@ -414,6 +415,31 @@ def test_snapshot_counts_one_read_per_subsystem(state_path: pathlib.Path) -> Non
     backend.snapshot()
     backend.snapshot("array-a")
     assert calls(state_path) == {"Snapshot": 3}
+
+
+@pytest.mark.parametrize("count_reads", [None, False])
+def test_reads_leave_the_file_untouched_unless_asked_to_count_them(tmp_path: pathlib.Path,
+                                                                   count_reads: bool | None) -> None:
+    data = base_state()
+    del data["count_reads"]
+    if count_reads is not None:
+        data["count_reads"] = count_reads
+    path = write_state(tmp_path / "s.json", data)
+    raw, before = path.read_bytes(), os.stat(path)
+    backend = SimulatorBackend(str(path))
+    backend.snapshot()
+    backend.snapshot("array-b")
+    backend.close()
+    after = os.stat(path)
+    assert path.read_bytes() == raw
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.json", "s.json.lock"]
+
+
+def test_count_reads_must_be_true_or_false(tmp_path: pathlib.Path) -> None:
+    path = write_state(tmp_path / "s.json", base_state(count_reads="yes"))
+    with pytest.raises(StateFileError, match=r"s\.json: count_reads: expected true or false, found a string"):
+        SimulatorBackend(str(path)).snapshot()
 
 
 # --- CreatePortalGroup: tags and the cap -----------------------------------------------------

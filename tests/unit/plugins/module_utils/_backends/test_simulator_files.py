@@ -27,8 +27,9 @@ P1, P2 = "10.0.0.1:3260", "10.0.0.2:3260"
 
 
 def small_state() -> dict[str, t.Any]:
-    return {"version": 1, "subsystems": [{"name": "array-a", "portals": [{"address": P1}, {"address": P2}],
-                                          "targets": [{"iqn": IQN, "groups": [{"tag": 1, "portals": [P1]}]}]}]}
+    return {"version": 1, "count_reads": True,
+            "subsystems": [{"name": "array-a", "portals": [{"address": P1}, {"address": P2}],
+                            "targets": [{"iqn": IQN, "groups": [{"tag": 1, "portals": [P1]}]}]}]}
 
 
 def add_p2(path: pathlib.Path) -> None:
@@ -274,8 +275,9 @@ print(json.dumps({"changed": result["changed"], "steps": len(result["steps"])}))
 
 def large_state(portals: int) -> t.Tuple[dict[str, t.Any], list[str]]:
     addresses = ["10.%d.%d.%d:3260" % (number >> 16, (number >> 8) & 255, number & 255) for number in range(portals)]
-    data = {"version": 1, "subsystems": [{"name": "array-a", "portals": [{"address": a} for a in addresses],
-                                          "targets": [{"iqn": IQN, "groups": [{"tag": 1, "portals": addresses[:5]}]}]}]}
+    data = {"version": 1, "count_reads": True,
+            "subsystems": [{"name": "array-a", "portals": [{"address": a} for a in addresses],
+                            "targets": [{"iqn": IQN, "groups": [{"tag": 1, "portals": addresses[:5]}]}]}]}
     return data, addresses
 
 

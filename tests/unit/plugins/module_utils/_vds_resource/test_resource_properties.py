@@ -194,7 +194,7 @@ def test_planning_properties(current, groups, state, assigns_tags):
 
 def state_file(path: str, current: dict[int, list[str]]) -> None:
     portals = [str(address(p)) for p in PORTALS]
-    data = {"version": 1, "subsystems": [{
+    data = {"version": 1, "count_reads": True, "subsystems": [{
         "name": "array-a", "portals": [{"address": p} for p in portals],
         "targets": [{"iqn": IQN, "groups": [{"tag": tag, "portals": [str(address(p)) for p in members]}
                                             for tag, members in sorted(current.items())]}]}]}
