@@ -158,9 +158,10 @@ def serialise(state: State) -> bytes:
     return (_dumps(data) + "\n").encode("utf-8")
 
 
-def write_file(path: str, raw: bytes, mode: int, shown: str) -> None:
-    """Replace the file at ``path`` (no symlink) atomically: readers see the old or the new content, never a
-    torn one. ``shown``: the path as the user gave it, for messages."""
+def write_file(path: str, raw: bytes, mode: int, shown: str, flush: bool) -> None:
+    """Replace the file at ``path`` (no symlink) atomically: readers, and a process killed at any moment, see
+    the old or the new content, never a torn one. ``flush`` puts the new content on disk before it replaces
+    the old, for when a journal is dropped next. ``shown``: the path as the user gave it, for messages."""
     directory, base = os.path.split(path)
     temporary = os.path.join(directory, ".%s.%s.tmp" % (base, os.urandom(16).hex()))
     try:
@@ -168,8 +169,9 @@ def write_file(path: str, raw: bytes, mode: int, shown: str) -> None:
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(raw)
-                handle.flush()
-                os.fsync(handle.fileno())
+                if flush:
+                    handle.flush()
+                    os.fsync(handle.fileno())
             os.chmod(temporary, mode)
             os.replace(temporary, path)
         except BaseException:

@@ -661,7 +661,9 @@ class SimulatorBackend(Backend):
     def _fold(self, real: str, state: State) -> None:
         """Rewrite the state file with everything, then drop the journal it now includes."""
         raw = _changes().serialise(state)
-        _changes().write_file(real, raw, state.mode, self.state_path)
+        # Only a rewrite that drops a journal goes to disk first: a flush per call would cost more than the call,
+        # and like a journal line, a rewrite survives the death of the process without it.
+        _changes().write_file(real, raw, state.mode, self.state_path, flush=bool(self._journal))
         if self._journal:
             # The new file must be on disk before the journal goes; should this process die in between, the
             # journal names the previous content and is ignored.
