@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.storage.vds.plugins.modules import vds_portal_group
-from ansible_collections.storage.vds.tests.unit.plugins.constants import IQN1
+from ansible_collections.storage.vds.tests.unit.plugins.constants import IQN1, NO_TROUBLE
 
 
 def warning_texts(result):
@@ -51,7 +51,7 @@ def test_check_real_check_real(run_module, state_file, simulator_args):
                                                                     "[fd00::1]:3260"]},
                                              {"tag": 2, "portals": []}]},
     }
-    assert real.result["operations"] == {"retries": 0, "recoveries": 0, "rereads": 0, "rollbacks": 0}
+    assert real.result["operations"] == NO_TROUBLE
     assert state_file.groups() == {1: ["10.0.0.1:3260", "10.0.0.3:3260", "[fd00::1]:3260"], 2: []}
     mutations = state_file.mutating_calls()
     assert mutations == {"AddPortal": 2, "RemovePortal": 2}

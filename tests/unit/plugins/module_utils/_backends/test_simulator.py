@@ -37,9 +37,8 @@ from ansible_collections.storage.vds.plugins.module_utils._vds.errors import (
 )
 from ansible_collections.storage.vds.plugins.module_utils._vds.model import PortalAddress
 
-IQN1 = "iqn.1991-05.com.microsoft:array-a-t1"
-IQN2 = "iqn.1991-05.com.microsoft:array-a-t2"
-IQN_B = "iqn.1991-05.com.microsoft:array-b-t1"
+from ansible_collections.storage.vds.tests.unit.plugins.constants import IQN1, IQN2, IQN3 as IQN_B
+
 P1, P2, P3, P4 = ("10.0.0.%d:3260" % n for n in range(1, 5))
 PB = "10.1.0.1:3260"
 

@@ -22,7 +22,8 @@ from ansible_collections.storage.vds.plugins.module_utils._backends import simul
 from ansible_collections.storage.vds.plugins.module_utils._backends.simulator import SimulatorBackend, read_state
 from ansible_collections.storage.vds.plugins.module_utils._vds.errors import S_OK, StateFileError
 
-IQN = "iqn.1991-05.com.microsoft:array-a-t1"
+from ansible_collections.storage.vds.tests.unit.plugins.constants import IQN1 as IQN
+
 P1, P2 = "10.0.0.1:3260", "10.0.0.2:3260"
 
 

@@ -18,7 +18,7 @@ from ansible_collections.storage.vds.plugins.module_utils._vds.errors import (
 )
 from ansible_collections.storage.vds.plugins.module_utils._vds.model import PortalAddress
 from ansible_collections.storage.vds.plugins.module_utils._vds.plan import GroupDeclaration
-from ansible_collections.storage.vds.tests.unit.plugins.constants import IQN1, IQN2
+from ansible_collections.storage.vds.tests.unit.plugins.constants import IQN1, IQN2, NO_TROUBLE
 
 DELETED = errors.VDS_E_OBJECT_DELETED
 
@@ -36,7 +36,7 @@ def view(groups: dict[int | None, list[str]]) -> dict:
 
 
 def stats(**counts: int) -> dict[str, int]:
-    result = {"retries": 0, "recoveries": 0, "rereads": 0, "rollbacks": 0}
+    result = dict(NO_TROUBLE)
     result.update(counts)
     return result
 

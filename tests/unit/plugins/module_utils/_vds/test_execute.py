@@ -28,7 +28,7 @@ from ansible_collections.storage.vds.plugins.module_utils._vds.plan import (
 )
 from ansible_collections.storage.vds.plugins.module_utils._vds.retry import ObjectVanished, RetryPolicy, Stats
 from ansible_collections.storage.vds.plugins.module_utils._vds.wait import Waiter
-from ansible_collections.storage.vds.tests.unit.plugins.constants import IQN1
+from ansible_collections.storage.vds.tests.unit.plugins.constants import IQN1, NO_TROUBLE
 
 BUSY = errors.VDS_E_ANOTHER_CALL_IN_PROGRESS
 CORRUPT = errors.VDS_E_PROVIDER_CACHE_CORRUPT
@@ -89,7 +89,7 @@ def test_steps_run_in_order_and_change_the_provider(backend, clock):
     assert [call[:3] for call in backend.mutations] == [
         ("RemovePortal", 1, "10.0.0.2:3260"), ("AddPortal", 1, "10.0.0.4:3260"), ("RemovePortal", 2, "10.0.0.3:3260"),
         ("AddPortal", 1, "10.0.0.3:3260"), ("DeletePortalGroup", 2)]
-    assert executor.stats.as_dict() == {"retries": 0, "recoveries": 0, "rereads": 0, "rollbacks": 0}
+    assert executor.stats.as_dict() == NO_TROUBLE
 
 
 def test_create_group_gets_the_provider_tag_and_later_steps_use_it(backend, clock):
@@ -231,8 +231,8 @@ def test_object_deleted_is_signalled_with_the_steps_done(backend, behaviour, clo
 def test_failure_message_format(backend, clock):
     backend.fault("AddPortal", errors.VDS_E_OBJECT_NOT_FOUND)
     executor, error = run_failing(backend, clock, [add("10.0.0.5", 2)], HResultError)
-    assert str(error) == ("AddPortal 10.0.0.5:3260 -> group 2 of iqn.1991-05.com.microsoft:array-a-t1: "
-                          "VDS_E_OBJECT_NOT_FOUND (0x80042405): the portal id does not refer to an existing object")
+    assert str(error) == ("AddPortal 10.0.0.5:3260 -> group 2 of %s: VDS_E_OBJECT_NOT_FOUND (0x80042405): the portal id "
+                          "does not refer to an existing object" % IQN1)
     assert error.details["hresult"] == "0x80042405"
     assert error.details["hresult_name"] == "VDS_E_OBJECT_NOT_FOUND"
     assert error.details["phase"] == "call"
@@ -252,7 +252,7 @@ def test_every_other_code_fails_at_once_naming_it(backend, clock, code, phase):
     assert error.details["phase"] == ("call" if phase == "call" else "wait")
     assert error.details["steps_done"] == [add("10.0.0.4", 1).as_dict()]
     assert len(calls_named(backend, "RemovePortal")) == 1  # no retry
-    assert executor.stats.as_dict() == {"retries": 0, "recoveries": 0, "rereads": 0, "rollbacks": 0}
+    assert executor.stats.as_dict() == NO_TROUBLE
     assert backend.recoveries == []
     if code == 0x80070490:
         assert "0x80070490: an HRESULT this collection does not know" in str(error)

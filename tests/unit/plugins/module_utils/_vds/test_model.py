@@ -26,6 +26,7 @@ from ansible_collections.storage.vds.plugins.module_utils._vds.model import (
     unknown_portals,
     validate_tag,
 )
+from ansible_collections.storage.vds.tests.unit.plugins.constants import IQN1 as IQN, IQN2 as OTHER
 
 # --- PortalAddress.parse ------------------------------------------------------------------------
 
@@ -301,8 +302,6 @@ def test_validate_tag_names_the_option():
 # --- groups, targets, snapshots -----------------------------------------------------------------
 
 A1, A2, A3 = (PortalAddress.parse("10.0.0.%d" % n) for n in (1, 2, 3))
-IQN = "iqn.1991-05.com.microsoft:array-a-t1"
-OTHER = "iqn.1991-05.com.microsoft:array-a-t2"
 
 
 def _target(iqn: str = IQN) -> Target:

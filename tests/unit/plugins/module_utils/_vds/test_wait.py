@@ -15,8 +15,9 @@ from ansible_collections.storage.vds.plugins.module_utils._vds import errors
 from ansible_collections.storage.vds.plugins.module_utils._vds.errors import HResultError, WaitTimeout
 from ansible_collections.storage.vds.plugins.module_utils._vds.retry import RetryPolicy
 from ansible_collections.storage.vds.plugins.module_utils._vds.wait import PollPolicy, TimedOut, Waiter
+from ansible_collections.storage.vds.tests.unit.plugins.constants import IQN1
 
-ACTION = "AddPortal 10.0.0.4:3260 -> group 1 of iqn.1991-05.com.microsoft:array-a-t1"
+ACTION = "AddPortal 10.0.0.4:3260 -> group 1 of %s" % IQN1
 
 
 def start_add(backend, behaviour):

@@ -30,7 +30,7 @@ from ansible_collections.storage.vds.plugins.module_utils._vds.plan import (
     is_new_group,
     missing_tag_error,
 )
-from ansible_collections.storage.vds.tests.unit.plugins.constants import IQN1 as IQN
+from ansible_collections.storage.vds.tests.unit.plugins.constants import IQN1 as IQN, IQN2 as OTHER
 
 POOL = ("10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5", "10.0.0.6", "[fd00::1]", "[fd00::2]")
 START = {1: [".1", ".2"], 2: [".3"]}
@@ -257,8 +257,6 @@ def test_gathered_needs_no_config_and_ignores_groups():
 
 
 # --- groups: the same declaration, one group per entry -----------------------------------------------
-
-OTHER = "iqn.1991-05.com.microsoft:array-a-t2"
 
 
 def flat(target: str = IQN, **fields: t.Any) -> dict[str, t.Any]:

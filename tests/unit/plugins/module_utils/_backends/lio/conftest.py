@@ -24,10 +24,9 @@ import typing as t
 import pytest
 
 from ansible_collections.storage.vds.plugins.module_utils._backends import lio
+from ansible_collections.storage.vds.tests.unit.plugins.constants import LIO_IQN1 as IQN1, LIO_IQN2 as IQN2
 
 HOST = "target-host"
-IQN1 = "iqn.2003-01.org.example:t1"
-IQN2 = "iqn.2003-01.org.example:t2"
 NETWORKS = tuple(ipaddress.ip_network(text) for text in (
     "127.0.0.0/8", "127.0.0.1/32", "192.0.2.10/32", "192.0.2.11/32", "::1/128", "fd00::10/128",
     "0.0.0.0/32", "::/128"))

@@ -21,7 +21,9 @@ from ansible_collections.storage.vds.plugins.module_utils._vds.errors import Not
 from ansible_collections.storage.vds.plugins.module_utils._vds.plan import ADD_PORTAL, Step
 from ansible_collections.storage.vds.plugins.modules import vds_portal, vds_portal_group, vds_portal_info
 
-from .conftest import HOST, IQN1, IQN2
+from ansible_collections.storage.vds.tests.unit.plugins.constants import LIO_IQN1 as IQN1, LIO_IQN2 as IQN2
+
+from .conftest import HOST
 
 
 def converge(backend, check_mode=False, **params):

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from ansible_collections.storage.vds.plugins.modules import vds_portal_groups
 
-from .conftest import HOST, IQN1, IQN2
+from ansible_collections.storage.vds.tests.unit.plugins.constants import LIO_IQN1 as IQN1, LIO_IQN2 as IQN2
+
+from .conftest import HOST
 
 
 def quartet(run_module, kernel, args):

@@ -15,9 +15,8 @@ import pytest
 
 from ansible_collections.storage.vds.plugins.module_utils._backends import vds
 from ansible_collections.storage.vds.tests.fakes import pypsrp as fake_pypsrp
+from ansible_collections.storage.vds.tests.unit.plugins.constants import IQN1, IQN2
 
-IQN1 = "iqn.1991-05.com.microsoft:array-a-t1"
-IQN2 = "iqn.1991-05.com.microsoft:array-a-t2"
 PASSWORD = "Pa55-w0rd-never-shown"
 
 STATE: dict[str, t.Any] = {

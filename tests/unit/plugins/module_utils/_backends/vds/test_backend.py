@@ -31,7 +31,9 @@ from ansible_collections.storage.vds.tests.fakes.pypsrp.exceptions import (
     WSManFaultError,
 )
 
-from .conftest import IQN1, IQN2, PASSWORD, STATE, invocations, read, write_state
+from ansible_collections.storage.vds.tests.unit.plugins.constants import IQN1, IQN2
+
+from .conftest import PASSWORD, STATE, invocations, read, write_state
 
 
 def backend_for(path, **options) -> vds.VdsBackend:

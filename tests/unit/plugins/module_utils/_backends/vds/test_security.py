@@ -13,7 +13,9 @@ from ansible_collections.storage.vds.plugins.module_utils._backends import vds
 from ansible_collections.storage.vds.plugins.modules import vds_portal, vds_portal_group, vds_portal_info
 from ansible_collections.storage.vds.tests.fakes.pypsrp.exceptions import AuthenticationError
 
-from .conftest import IQN1, PASSWORD, STATE, invocations, read, write_state
+from ansible_collections.storage.vds.tests.unit.plugins.constants import IQN1
+
+from .conftest import PASSWORD, STATE, invocations, read, write_state
 
 # Quotes, a subexpression, a statement separator, a newline: each would change a script built by
 # formatting. The IQN variant has no whitespace, which an iSCSI name cannot hold.

@@ -20,10 +20,10 @@ from ansible_collections.storage.vds.plugins.module_utils._vds.engine import Eng
 from ansible_collections.storage.vds.plugins.module_utils._vds.errors import BackendUnavailable
 from ansible_collections.storage.vds.plugins.modules import vds_portal_group
 from ansible_collections.storage.vds.tests.fakes.pypsrp import _host
+from ansible_collections.storage.vds.tests.unit.plugins.constants import IQN1 as IQN
 
 from .conftest import PASSWORD
 
-IQN = "iqn.1991-05.com.microsoft:wire-t1"
 ADDRESSES = ["10.0.1.%d:3260" % number for number in range(1, 13)]
 
 
