@@ -690,8 +690,9 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     parser.add_argument("--forks", type=int, default=5, help="forks of every ansible-playbook run (default 5)")
     parser.add_argument("--only", type=int, action="append", choices=range(1, 8), metavar="N",
                         help="measure only figure N (repeatable); 4 needs 3")
-    parser.add_argument("--hosts", type=int, metavar="N", help="hosts of figures 2 and 3 (default 50 and 200, quick 3; a tenth of them, at most 20, for the naive way): "
-                        "a try on fewer hosts; the goals are for the default sizes")
+    parser.add_argument("--hosts", type=int, metavar="N",
+                        help="hosts of figures 2 and 3 (default 50 and 200, quick 3; a tenth of them, at most 20, for "
+                        "the naive way): a try on fewer hosts; the goals are for the default sizes")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     if args.hosts:
