@@ -1,11 +1,12 @@
 # -*- coding: utf-8 -*-
 # SPDX-License-Identifier: GPL-3.0-or-later
 # Copyright (c) storage.vds contributors
-"""How the simulated provider's state changes: the changes a call makes, the effects of a completed
-operation, the journal that records them and the rewrite of the state file.
+"""How the simulated provider's state changes: the calls that start, follow and cancel operations,
+the changes a call makes, the effects of a completed operation, the journal that records them and
+the rewrite of the state file.
 
-Loaded by :mod:`.simulator` at the first change of an execution: a run with nothing to change, which
-only reads the state file, does not compile it.
+Loaded by :mod:`.simulator` at the first change or operation of an execution: a run with nothing
+to change, which only reads the state file, does not compile it.
 """
 
 from __future__ import annotations
@@ -18,18 +19,42 @@ import typing as t
 from ansible_collections.storage.vds.plugins.module_utils._backends.simulator import (
     JOURNAL_VERSION,
     MAX_TAG,
+    OPERATION_RETENTION_S,
+    SETTABLE_STATUSES,
     Json,
+    Key,
+    SimulatorBackend,
     State,
+    call_fault,
+    consume_fault,
+    known_subsystem,
+    new_guid,
 )
 from ansible_collections.storage.vds.plugins.module_utils._vds.errors import (
+    BY_NAME,
     S_OK,
+    VDS_E_ANOTHER_CALL_IN_PROGRESS,
     VDS_E_ASSOCIATED_PORTALS_EXIST,
+    VDS_E_CANCEL_TOO_LATE,
     VDS_E_OBJECT_DELETED,
     VDS_E_OBJECT_EXISTS,
     VDS_E_OBJECT_NOT_FOUND,
+    VDS_E_OPERATION_CANCELED,
+    VDS_E_OPERATION_PENDING,
     VDS_S_ALREADY_EXISTS,
+    HResultError,
     StateFileError,
+    hresult_name,
+    is_success,
+    parse_hresult,
 )
+from ansible_collections.storage.vds.plugins.module_utils._vds.provider import (
+    Operation,
+    OperationResult,
+    OperationStatus,
+)
+
+_E_INVALIDARG = BY_NAME["E_INVALIDARG"].value
 
 
 # --- changes: what a journal line records, applied the same way live and on replay --------------
@@ -244,3 +269,196 @@ def change_membership(state: State, name: str, sub: str, iqn: str, tag: int, add
         return VDS_E_OBJECT_NOT_FOUND
     state.change("remove", sub, iqn, tag, address)
     return S_OK
+
+
+# --- the calls that start, follow and cancel operations ----------------------------------------
+
+
+class _Outcome(t.NamedTuple):
+    """The final result of an operation this backend has collected."""
+
+    hresult: int
+    group: Key | None = None
+
+
+class Calls:
+    """The operations half of a :class:`~.simulator.SimulatorBackend`: each call runs in one of its sessions
+    and resolves ids through it."""
+
+    def __init__(self, backend: SimulatorBackend, sleep: t.Callable[[float], None]) -> None:
+        self.backend = backend
+        self._sleep = sleep
+        self._finished: dict[str, _Outcome] = {}
+
+    def settle(self, state: State) -> None:
+        """Apply every operation that has completed by now, in completion order; forget old results."""
+        due = [record for record in state.operations if "result" not in record and record["completes_at"] <= state.now]
+        for record in sorted(due, key=lambda record: record["completes_at"]):
+            hresult, tag = self._apply(state, record)
+            state.change("finish", record["id"], hresult_name(hresult), record["completes_at"], tag)
+        expired = [record["id"] for record in state.operations
+                   if "result" in record and state.now - record["finished_at"] > OPERATION_RETENTION_S]
+        if expired:
+            state.change("drop", expired)
+
+    def _begin(self, state: State, fields: Json, keys: t.Sequence[Key], ids: t.Tuple[str, ...],
+               fault_at_call: int | None) -> Operation:
+        """Start an operation on objects nobody else is working on; apply it now without latency."""
+        name = fields["name"]
+        wanted = set(keys)
+        for other in state.operations:
+            if "result" not in other and any(tuple(key) in wanted for key in other["objects"]):
+                raise HResultError(VDS_E_ANOTHER_CALL_IN_PROGRESS, name, "call", operation_id=other["id"])
+        wait_fault = consume_fault(state, name, "wait")
+        fault = wait_fault if wait_fault is not None else fault_at_call
+        latency = state.data.get("latency_ms", 0) / 1000.0
+        record: Json = {"id": new_guid()}
+        record.update(fields, objects=[list(key) for key in keys], started_at=state.now,
+                      completes_at=state.now + latency)
+        if fault is not None:
+            record["fault"] = hresult_name(fault)
+        if latency > 0:
+            state.change("start", record)
+        else:
+            hresult, tag = self._apply(state, record)
+            self._finished[record["id"]] = _Outcome(hresult, _group_key(record, tag))
+        return Operation(record["id"], name, ids)
+
+    @staticmethod
+    def _apply(state: State, record: Json) -> t.Tuple[int, int | None]:
+        """The effect of a completed operation: its final HRESULT and, for a create, the group's tag."""
+        fault = parse_hresult(record["fault"]) if "fault" in record else None
+        if fault is not None and not is_success(fault):
+            return fault, None
+        name, sub = record["name"], record["subsystem"]
+        tag: int | None = None
+        if name == "CreatePortalGroup":
+            if fault == VDS_S_ALREADY_EXISTS:
+                # Acts as the cap: hands back an existing group, or creates one when there is none.
+                return create_group(state, sub, record["target"], True)
+            hresult, tag = create_group(state, sub, record["target"], False)
+        elif name == "DeletePortalGroup":
+            hresult = delete_group(state, sub, record["target"], record["tag"])
+        elif name == "SetStatus":
+            hresult = set_status(state, sub, record["portal"], record["status"])
+        else:
+            hresult = change_membership(state, name, sub, record["target"], record["tag"], record["portal"])
+        if hresult == S_OK and fault is not None:
+            hresult = fault
+        return hresult, tag
+
+    def _find(self, state: State, operation: Operation) -> Json:
+        for record in state.operations:
+            if record["id"] == operation.id:
+                return record
+        raise StateFileError("operation %s (%s) is not in simulator state file %s: the file was replaced while it "
+                             "ran, or it finished more than %d seconds ago and was discarded"
+                             % (operation.id, operation.name, self.backend.state_path, OPERATION_RETENTION_S),
+                             path=self.backend.state_path, operation_id=operation.id)
+
+    def _collect(self, state: State, record: Json) -> _Outcome:
+        """Take a finished operation out of the file: its caller now holds the result."""
+        outcome = _Outcome(parse_hresult(record["result"]), _group_key(record, record.get("group_tag")))
+        self._finished[record["id"]] = outcome
+        state.change("drop", [record["id"]])
+        return outcome
+
+    def _starting(self, state: State, name: str) -> int | None:
+        """Count the call and fire its call-phase fault."""
+        state.change("count", name, 1)
+        return call_fault(state, name)
+
+    def membership(self, name: str, group_id: str, portal_id: str) -> Operation:
+        with self.backend.session() as state:
+            fault = self._starting(state, name)
+            group = self.backend.resolve(state, group_id, "group", name, VDS_E_OBJECT_DELETED)
+            portal = self.backend.resolve(state, portal_id, "portal", name, VDS_E_OBJECT_NOT_FOUND)
+            if portal[1] != group[1]:
+                # Portals belong to a subsystem: another subsystem's portal does not exist here.
+                raise HResultError(VDS_E_OBJECT_NOT_FOUND, name, "call", object_id=portal_id)
+            fields = {"name": name, "subsystem": group[1], "target": group[2], "tag": group[3], "portal": portal[2]}
+            return self._begin(state, fields, (group, portal), (group_id, portal_id), fault)
+
+    def create_group(self, target_id: str, tag: int | None) -> Operation:
+        with self.backend.session() as state:
+            fault = self._starting(state, "CreatePortalGroup")
+            if tag is not None:
+                raise HResultError(_E_INVALIDARG, "CreatePortalGroup", "call",
+                                   reason="the provider assigns tags; CreatePortalGroup takes no tag")
+            target = self.backend.resolve(state, target_id, "target", "CreatePortalGroup", VDS_E_OBJECT_DELETED)
+            fields = {"name": "CreatePortalGroup", "subsystem": target[1], "target": target[2]}
+            return self._begin(state, fields, (target,), (target_id,), fault)
+
+    def delete_group(self, group_id: str) -> Operation:
+        with self.backend.session() as state:
+            fault = self._starting(state, "DeletePortalGroup")
+            group = self.backend.resolve(state, group_id, "group", "DeletePortalGroup", VDS_E_OBJECT_DELETED)
+            fields = {"name": "DeletePortalGroup", "subsystem": group[1], "target": group[2], "tag": group[3]}
+            return self._begin(state, fields, (group,), (group_id,), fault)
+
+    def set_portal_status(self, portal_id: str, status: str) -> Operation:
+        with self.backend.session() as state:
+            fault = self._starting(state, "SetStatus")
+            if status not in SETTABLE_STATUSES:
+                raise HResultError(_E_INVALIDARG, "SetStatus", "call",
+                                   reason="status %r is not one of %s" % (status, ", ".join(SETTABLE_STATUSES)))
+            portal = self.backend.resolve(state, portal_id, "portal", "SetStatus", VDS_E_OBJECT_DELETED)
+            fields = {"name": "SetStatus", "subsystem": portal[1], "portal": portal[2], "status": status}
+            return self._begin(state, fields, (portal,), (portal_id,), fault)
+
+    def query_status(self, operation: Operation) -> OperationStatus:
+        outcome = self._finished.get(operation.id)
+        if outcome is not None:
+            return OperationStatus(outcome.hresult, 100)
+        with self.backend.session() as state:
+            record = self._find(state, operation)
+            if "result" in record:
+                return OperationStatus(self._collect(state, record).hresult, 100)
+            started, duration = record["started_at"], record["completes_at"] - record["started_at"]
+            percent = int(100 * (state.now - started) / duration) if duration > 0 else 0
+            return OperationStatus(VDS_E_OPERATION_PENDING, max(0, min(99, percent)))
+
+    def result(self, operation: Operation) -> OperationResult:
+        """IVdsAsync::Wait: blocks (sleeping, not polling) until the operation has finished."""
+        outcome = self._finished.get(operation.id)
+        while outcome is None:
+            remaining = 0.0
+            with self.backend.session() as state:
+                record = self._find(state, operation)
+                if "result" in record:
+                    outcome = self._collect(state, record)
+                else:
+                    remaining = record["completes_at"] - state.now
+            if remaining > 0:
+                self._sleep(remaining)
+        group_id = self.backend.object_id(outcome.group) if outcome.group is not None else None
+        group_tag = outcome.group[3] if outcome.group is not None else None
+        return OperationResult(S_OK, outcome.hresult, group_id, group_tag)
+
+    def cancel(self, operation: Operation) -> int:
+        with self.backend.session() as state:
+            state.change("count", "Cancel", 1)
+            fault = consume_fault(state, "Cancel", "call")
+            if fault is not None:
+                return fault
+            if operation.id in self._finished:
+                return VDS_E_CANCEL_TOO_LATE
+            record = self._find(state, operation)
+            if "result" in record:
+                self._collect(state, record)
+                return VDS_E_CANCEL_TOO_LATE
+            state.change("finish", record["id"], hresult_name(VDS_E_OPERATION_CANCELED), state.now, None)
+            self._collect(state, record)
+            return S_OK
+
+    def recover_cache(self, subsystem: str | None) -> None:
+        """One simulated provider owns every subsystem of the file: one Reenumerate, then one Refresh."""
+        with self.backend.session() as state:
+            if subsystem is not None:
+                known_subsystem(state, subsystem)
+            for name in ("Reenumerate", "Refresh"):
+                self._starting(state, name)
+
+
+def _group_key(record: Json, tag: int | None) -> Key | None:
+    return None if tag is None else ("group", record["subsystem"], record["target"], tag)

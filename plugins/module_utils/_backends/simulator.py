@@ -28,28 +28,14 @@ import time
 import types
 import typing as t
 
-from ansible_collections.storage.vds.plugins.module_utils._vds.provider import (
-    Backend,
-    Operation,
-    OperationResult,
-    OperationStatus,
-)
+from ansible_collections.storage.vds.plugins.module_utils._vds.provider import Backend
 from ansible_collections.storage.vds.plugins.module_utils._vds.errors import (
-    BY_NAME,
-    S_OK,
-    VDS_E_ANOTHER_CALL_IN_PROGRESS,
-    VDS_E_CANCEL_TOO_LATE,
-    VDS_E_OBJECT_DELETED,
     VDS_E_OBJECT_NOT_FOUND,
-    VDS_E_OPERATION_CANCELED,
-    VDS_E_OPERATION_PENDING,
-    VDS_S_ALREADY_EXISTS,
     HResultError,
     NotFoundError,
     StateFileError,
     ValidationError,
     VdsError,
-    hresult_name,
     is_success,
     parse_hresult,
 )
@@ -63,6 +49,14 @@ from ansible_collections.storage.vds.plugins.module_utils._vds.model import (
     Target,
     normalize_iqn,
 )
+
+if t.TYPE_CHECKING:  # pragma: no cover
+    from ansible_collections.storage.vds.plugins.module_utils._backends._simulator_changes import Calls
+    from ansible_collections.storage.vds.plugins.module_utils._vds.provider import (
+        Operation,
+        OperationResult,
+        OperationStatus,
+    )
 
 STATE_VERSION = 1
 JOURNAL_VERSION = 1
@@ -80,10 +74,9 @@ FAULT_PHASES = ("call", "wait")
 #: A finished operation nobody asked about (its caller died) is dropped after this many seconds.
 OPERATION_RETENTION_S = 3600.0
 
-_E_INVALIDARG = BY_NAME["E_INVALIDARG"].value
 MAX_TAG = 65535
 _STATUSES = tuple(PORTAL_STATUSES.values())
-_SETTABLE_STATUSES = ("online", "offline")
+SETTABLE_STATUSES = ("online", "offline")
 
 _TOP_KEYS = ("version", "subsystems", "latency_ms", "faults", "count_reads", "calls", "operations")
 _SUBSYSTEM_KEYS = ("name", "max_groups_per_target", "portals", "targets")
@@ -104,16 +97,9 @@ _OPERATION_FIELDS = {
 
 # Natural keys: ("subsystem", name), ("target", name, iqn), ("portal", name, address),
 # ("group", name, iqn, tag). Ids map to these, never the other way round in the file.
-_Key = t.Tuple[t.Any, ...]
+Key = t.Tuple[t.Any, ...]
 Json = t.Dict[str, t.Any]
 _T = t.TypeVar("_T")
-
-
-class _Outcome(t.NamedTuple):
-    """The final result of an operation this instance has collected."""
-
-    hresult: int
-    group: _Key | None = None
 
 
 class _Invalid(Exception):
@@ -138,7 +124,7 @@ class State:
     def __init__(self, data: Json) -> None:
         self.data = data
         self.mode = 0o644
-        self.objects: dict[_Key, Json] = {}
+        self.objects: dict[Key, Json] = {}
         self.addresses: dict[str, PortalAddress] = {}
         #: (subsystem, iqn, address) -> tag of the group of that target holding the portal.
         self.holders: dict[t.Tuple[str, str, str], int] = {}
@@ -146,7 +132,7 @@ class State:
         #: The changes of the current call, as journal entries.
         self.log: list[list[t.Any]] = []
         #: Keys of objects deleted since the backend last looked.
-        self.vanished: list[_Key] = []
+        self.vanished: list[Key] = []
 
     @property
     def operations(self) -> list[Json]:
@@ -376,7 +362,7 @@ def _check_operation(record: t.Any) -> Json:
         if key in record:
             _in(key, _string, record[key])
     if "status" in record:
-        _in("status", _choice, record["status"], _SETTABLE_STATUSES, "a status SetStatus sets")
+        _in("status", _choice, record["status"], SETTABLE_STATUSES, "a status SetStatus sets")
     for key in ("tag", "group_tag"):
         if key in record:
             _in(key, _integer, record[key], 1, MAX_TAG)
@@ -479,7 +465,7 @@ def read_state(path: str) -> Json:
     return state.data
 
 
-def _guid() -> str:
+def new_guid() -> str:
     """A random GUID (version 4), as VDS hands out; made here since the uuid module costs each module
     execution a millisecond to import."""
     value = int.from_bytes(os.urandom(16), "big")
@@ -500,8 +486,9 @@ def _size(path: str) -> int:
 
 
 def _changes() -> types.ModuleType:
-    """The half of the simulator that changes the state (:mod:`._simulator_changes`), loaded at the first
-    change of an execution: a run that only reads does not compile it."""
+    """The half of the simulator that changes the state (:mod:`._simulator_changes`: the calls that start,
+    follow and cancel operations, and the changes they make), loaded at the first change or operation of an
+    execution: a run that only reads does not compile it."""
     from ansible_collections.storage.vds.plugins.module_utils._backends import _simulator_changes
 
     return _simulator_changes
@@ -523,9 +510,9 @@ class SimulatorBackend(Backend):
         self._now = now
         self._sleep = sleep
         # Ids live only in this instance, like VDS ids that do not survive a service restart.
-        self._ids: dict[_Key, str] = {}
-        self._keys: dict[str, _Key] = {}
-        self._finished: dict[str, _Outcome] = {}
+        self._ids: dict[Key, str] = {}
+        self._keys: dict[str, Key] = {}
+        self._operations: Calls | None = None
         # The state as of the last call, and what it was read from: the state file's bytes and identity,
         # and how much of the journal it includes.
         self._state: State | None = None
@@ -555,7 +542,7 @@ class SimulatorBackend(Backend):
             os.close(lock)  # closing the descriptor releases the flock
 
     @contextlib.contextmanager
-    def _session(self) -> t.Iterator[State]:
+    def session(self) -> t.Iterator[State]:
         with self._locked() as real:
             try:
                 state = self._current(real)
@@ -686,27 +673,22 @@ class SimulatorBackend(Backend):
             self._state = None
 
     def _settle(self, state: State) -> None:
-        """Apply every operation that has completed by now, in completion order."""
-        due = [record for record in state.operations if "result" not in record and record["completes_at"] <= state.now]
-        for record in sorted(due, key=lambda record: record["completes_at"]):
-            hresult, tag = self._apply(state, record)
-            state.change("finish", record["id"], hresult_name(hresult), record["completes_at"], tag)
-        expired = [record["id"] for record in state.operations
-                   if "result" in record and state.now - record["finished_at"] > OPERATION_RETENTION_S]
-        if expired:
-            state.change("drop", expired)
+        """Apply every operation that has completed by now; there are only any while operations run."""
+        if state.operations:
+            self._calls().settle(state)
 
     # -- ids --
 
-    def _id(self, key: _Key) -> str:
+    def object_id(self, key: Key) -> str:
+        """The id of an object, made at first sight: ids live only in this instance."""
         object_id = self._ids.get(key)
         if object_id is None:
-            object_id = _guid()
+            object_id = new_guid()
             self._ids[key] = object_id
             self._keys[object_id] = key
         return object_id
 
-    def _resolve(self, state: State, object_id: str, kind: str, action: str, gone: int) -> _Key:
+    def resolve(self, state: State, object_id: str, kind: str, action: str, gone: int) -> Key:
         """Map an id back to its object: unknown ids are not found, ids of vanished objects are ``gone``."""
         key = self._keys.get(object_id)
         if key is None or key[0] != kind:
@@ -715,226 +697,84 @@ class SimulatorBackend(Backend):
             raise HResultError(gone, action, "call", object_id=object_id)
         return key
 
-    # -- faults and counters --
-
-    @staticmethod
-    def _count(state: State, name: str, amount: int = 1) -> None:
-        state.change("count", name, amount)
-
-    @staticmethod
-    def _consume(state: State, name: str, phase: str) -> int | None:
-        """Fire the first fault listed for this operation and phase, if any."""
-        for index, fault in enumerate(state.data.get("faults", [])):
-            if fault["operation"] == name and fault.get("phase", "call") == phase:
-                hresult = parse_hresult(fault["hresult"])
-                state.change("fault", index)
-                return hresult
-        return None
-
-    def _call_fault(self, state: State, name: str) -> int | None:
-        """A call-phase fault: an error fails the call, a success code is passed on to the operation."""
-        hresult = self._consume(state, name, "call")
-        if hresult is not None and not is_success(hresult):
-            raise HResultError(hresult, name, "call", injected=True)
-        return hresult
-
-    # -- operations --
-
-    def _begin(self, state: State, fields: Json, keys: t.Sequence[_Key], ids: t.Tuple[str, ...],
-               call_fault: int | None) -> Operation:
-        """Start an operation on objects nobody else is working on; apply it now without latency."""
-        name = fields["name"]
-        wanted = set(keys)
-        for other in state.operations:
-            if "result" not in other and any(tuple(key) in wanted for key in other["objects"]):
-                raise HResultError(VDS_E_ANOTHER_CALL_IN_PROGRESS, name, "call", operation_id=other["id"])
-        wait_fault = self._consume(state, name, "wait")
-        fault = wait_fault if wait_fault is not None else call_fault
-        latency = state.data.get("latency_ms", 0) / 1000.0
-        record: Json = {"id": _guid()}
-        record.update(fields, objects=[list(key) for key in keys], started_at=state.now,
-                      completes_at=state.now + latency)
-        if fault is not None:
-            record["fault"] = hresult_name(fault)
-        if latency > 0:
-            state.change("start", record)
-        else:
-            hresult, tag = self._apply(state, record)
-            self._finished[record["id"]] = _Outcome(hresult, self._group_key(record, tag))
-        return Operation(record["id"], name, ids)
-
-    @staticmethod
-    def _group_key(record: Json, tag: int | None) -> _Key | None:
-        return None if tag is None else ("group", record["subsystem"], record["target"], tag)
-
-    def _apply(self, state: State, record: Json) -> t.Tuple[int, int | None]:
-        """The effect of a completed operation: its final HRESULT and, for a create, the group's tag."""
-        fault = parse_hresult(record["fault"]) if "fault" in record else None
-        if fault is not None and not is_success(fault):
-            return fault, None
-        name, sub = record["name"], record["subsystem"]
-        tag: int | None = None
-        if name == "CreatePortalGroup":
-            if fault == VDS_S_ALREADY_EXISTS:
-                # Acts as the cap: hands back an existing group, or creates one when there is none.
-                return _changes().create_group(state, sub, record["target"], True)
-            hresult, tag = _changes().create_group(state, sub, record["target"], False)
-        elif name == "DeletePortalGroup":
-            hresult = _changes().delete_group(state, sub, record["target"], record["tag"])
-        elif name == "SetStatus":
-            hresult = _changes().set_status(state, sub, record["portal"], record["status"])
-        else:
-            hresult = _changes().change_membership(state, name, sub, record["target"], record["tag"], record["portal"])
-        if hresult == S_OK and fault is not None:
-            hresult = fault
-        return hresult, tag
-
-    def _find(self, state: State, operation: Operation) -> Json:
-        for record in state.operations:
-            if record["id"] == operation.id:
-                return record
-        raise StateFileError("operation %s (%s) is not in simulator state file %s: the file was replaced while it "
-                             "ran, or it finished more than %d seconds ago and was discarded"
-                             % (operation.id, operation.name, self.state_path, OPERATION_RETENTION_S),
-                             path=self.state_path, operation_id=operation.id)
-
-    def _collect(self, state: State, record: Json) -> _Outcome:
-        """Take a finished operation out of the file: its caller now holds the result."""
-        outcome = _Outcome(parse_hresult(record["result"]), self._group_key(record, record.get("group_tag")))
-        self._finished[record["id"]] = outcome
-        state.change("drop", [record["id"]])
-        return outcome
-
-    # -- Backend interface --
+    # -- Backend interface: reading here, the calls that start, follow or cancel operations in the other half --
 
     def snapshot(self, subsystem: str | None = None) -> Snapshot:
-        with self._session() as state:
+        with self.session() as state:
             subsystems = state.data["subsystems"]
             if subsystem is not None:
-                subsystems = [_known_subsystem(state, subsystem)]
+                subsystems = [known_subsystem(state, subsystem)]
             if subsystems and state.data.get("count_reads"):
                 # Only when asked: a provider's reads change nothing, and a run that changes nothing writes nothing.
-                self._count(state, "Snapshot", len(subsystems))
-            self._call_fault(state, "QueryPortalGroups")
+                state.change("count", "Snapshot", len(subsystems))
+            call_fault(state, "QueryPortalGroups")
             return Snapshot(tuple(self._view(state, sub) for sub in subsystems))
 
     def _view(self, state: State, sub: Json) -> Subsystem:
         name = sub["name"]
-        portals = sorted((Portal(self._id(("portal", name, portal["address"])), state.addresses[portal["address"]],
-                                 portal.get("status", "online"))
+        portals = sorted((Portal(self.object_id(("portal", name, portal["address"])),
+                                 state.addresses[portal["address"]], portal.get("status", "online"))
                           for portal in sub.get("portals", [])), key=lambda portal: portal.address)
         targets = tuple(
-            Target(self._id(("target", name, target["iqn"])), target["iqn"], target.get("alias", ""),
-                   tuple(PortalGroup(self._id(("group", name, target["iqn"], group["tag"])), group["tag"],
+            Target(self.object_id(("target", name, target["iqn"])), target["iqn"], target.get("alias", ""),
+                   tuple(PortalGroup(self.object_id(("group", name, target["iqn"], group["tag"])), group["tag"],
                                      frozenset(state.addresses[address] for address in group.get("portals", [])))
                          for group in target.get("groups", [])))
             for target in sub.get("targets", []))
-        return Subsystem(self._id(("subsystem", name)), name, tuple(portals), targets)
+        return Subsystem(self.object_id(("subsystem", name)), name, tuple(portals), targets)
+
+    def _calls(self) -> Calls:
+        if self._operations is None:
+            self._operations = _changes().Calls(self, self._sleep)
+        return self._operations
 
     def add_portal(self, group_id: str, portal_id: str) -> Operation:
-        return self._membership("AddPortal", group_id, portal_id)
+        return self._calls().membership("AddPortal", group_id, portal_id)
 
     def remove_portal(self, group_id: str, portal_id: str) -> Operation:
-        return self._membership("RemovePortal", group_id, portal_id)
-
-    def _membership(self, name: str, group_id: str, portal_id: str) -> Operation:
-        with self._session() as state:
-            self._count(state, name)
-            call_fault = self._call_fault(state, name)
-            group = self._resolve(state, group_id, "group", name, VDS_E_OBJECT_DELETED)
-            portal = self._resolve(state, portal_id, "portal", name, VDS_E_OBJECT_NOT_FOUND)
-            if portal[1] != group[1]:
-                # Portals belong to a subsystem: another subsystem's portal does not exist here.
-                raise HResultError(VDS_E_OBJECT_NOT_FOUND, name, "call", object_id=portal_id)
-            fields = {"name": name, "subsystem": group[1], "target": group[2], "tag": group[3], "portal": portal[2]}
-            return self._begin(state, fields, (group, portal), (group_id, portal_id), call_fault)
+        return self._calls().membership("RemovePortal", group_id, portal_id)
 
     def create_group(self, target_id: str, tag: int | None = None) -> Operation:
-        with self._session() as state:
-            self._count(state, "CreatePortalGroup")
-            call_fault = self._call_fault(state, "CreatePortalGroup")
-            if tag is not None:
-                raise HResultError(_E_INVALIDARG, "CreatePortalGroup", "call",
-                                   reason="the provider assigns tags; CreatePortalGroup takes no tag")
-            target = self._resolve(state, target_id, "target", "CreatePortalGroup", VDS_E_OBJECT_DELETED)
-            fields = {"name": "CreatePortalGroup", "subsystem": target[1], "target": target[2]}
-            return self._begin(state, fields, (target,), (target_id,), call_fault)
+        return self._calls().create_group(target_id, tag)
 
     def delete_group(self, group_id: str) -> Operation:
-        with self._session() as state:
-            self._count(state, "DeletePortalGroup")
-            call_fault = self._call_fault(state, "DeletePortalGroup")
-            group = self._resolve(state, group_id, "group", "DeletePortalGroup", VDS_E_OBJECT_DELETED)
-            fields = {"name": "DeletePortalGroup", "subsystem": group[1], "target": group[2], "tag": group[3]}
-            return self._begin(state, fields, (group,), (group_id,), call_fault)
+        return self._calls().delete_group(group_id)
 
     def set_portal_status(self, portal_id: str, status: str) -> Operation:
-        with self._session() as state:
-            self._count(state, "SetStatus")
-            call_fault = self._call_fault(state, "SetStatus")
-            if status not in _SETTABLE_STATUSES:
-                raise HResultError(_E_INVALIDARG, "SetStatus", "call",
-                                   reason="status %r is not one of %s" % (status, ", ".join(_SETTABLE_STATUSES)))
-            portal = self._resolve(state, portal_id, "portal", "SetStatus", VDS_E_OBJECT_DELETED)
-            fields = {"name": "SetStatus", "subsystem": portal[1], "portal": portal[2], "status": status}
-            return self._begin(state, fields, (portal,), (portal_id,), call_fault)
+        return self._calls().set_portal_status(portal_id, status)
 
     def query_status(self, operation: Operation) -> OperationStatus:
-        outcome = self._finished.get(operation.id)
-        if outcome is not None:
-            return OperationStatus(outcome.hresult, 100)
-        with self._session() as state:
-            record = self._find(state, operation)
-            if "result" in record:
-                return OperationStatus(self._collect(state, record).hresult, 100)
-            started, duration = record["started_at"], record["completes_at"] - record["started_at"]
-            percent = int(100 * (state.now - started) / duration) if duration > 0 else 0
-            return OperationStatus(VDS_E_OPERATION_PENDING, max(0, min(99, percent)))
+        return self._calls().query_status(operation)
 
     def result(self, operation: Operation) -> OperationResult:
-        """IVdsAsync::Wait: blocks (sleeping, not polling) until the operation has finished."""
-        outcome = self._finished.get(operation.id)
-        while outcome is None:
-            remaining = 0.0
-            with self._session() as state:
-                record = self._find(state, operation)
-                if "result" in record:
-                    outcome = self._collect(state, record)
-                else:
-                    remaining = record["completes_at"] - state.now
-            if remaining > 0:
-                self._sleep(remaining)
-        group_id = self._id(outcome.group) if outcome.group is not None else None
-        group_tag = outcome.group[3] if outcome.group is not None else None
-        return OperationResult(S_OK, outcome.hresult, group_id, group_tag)
+        return self._calls().result(operation)
 
     def cancel(self, operation: Operation) -> int:
-        with self._session() as state:
-            self._count(state, "Cancel")
-            fault = self._consume(state, "Cancel", "call")
-            if fault is not None:
-                return fault
-            if operation.id in self._finished:
-                return VDS_E_CANCEL_TOO_LATE
-            record = self._find(state, operation)
-            if "result" in record:
-                self._collect(state, record)
-                return VDS_E_CANCEL_TOO_LATE
-            state.change("finish", record["id"], hresult_name(VDS_E_OPERATION_CANCELED), state.now, None)
-            self._collect(state, record)
-            return S_OK
+        return self._calls().cancel(operation)
 
     def recover_cache(self, subsystem: str | None) -> None:
-        """One simulated provider owns every subsystem of the file: one Reenumerate, then one Refresh."""
-        with self._session() as state:
-            if subsystem is not None:
-                _known_subsystem(state, subsystem)
-            for name in ("Reenumerate", "Refresh"):
-                self._count(state, name)
-                self._call_fault(state, name)
+        return self._calls().recover_cache(subsystem)
 
 
-def _known_subsystem(state: State, name: str) -> Json:
+def consume_fault(state: State, name: str, phase: str) -> int | None:
+    """Fire the first fault listed for this operation and phase, if any."""
+    for index, fault in enumerate(state.data.get("faults", [])):
+        if fault["operation"] == name and fault.get("phase", "call") == phase:
+            hresult = parse_hresult(fault["hresult"])
+            state.change("fault", index)
+            return hresult
+    return None
+
+
+def call_fault(state: State, name: str) -> int | None:
+    """A call-phase fault: an error fails the call, a success code is passed on to the operation."""
+    hresult = consume_fault(state, name, "call")
+    if hresult is not None and not is_success(hresult):
+        raise HResultError(hresult, name, "call", injected=True)
+    return hresult
+
+
+def known_subsystem(state: State, name: str) -> Json:
     found = state.objects.get(("subsystem", name))
     if found is None:
         known = ", ".join(sorted(sub["name"] for sub in state.data["subsystems"])) or "(none)"

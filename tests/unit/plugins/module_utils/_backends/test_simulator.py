@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.storage.vds.plugins.module_utils._backends import simulator
-from ansible_collections.storage.vds.plugins.module_utils._vds.provider import Operation
+from ansible_collections.storage.vds.plugins.module_utils._vds.provider import Operation, OperationStatus
 from ansible_collections.storage.vds.plugins.module_utils._backends.simulator import (
     OPERATION_RETENTION_S,
     STATE_VERSION,
@@ -502,7 +502,7 @@ def test_add_and_remove_portal(state_path: pathlib.Path) -> None:
     operation = backend.add_portal(group, portal)
     assert (operation.name, operation.objects) == ("AddPortal", (group, portal))
     assert uuid.UUID(operation.id).version == 4
-    assert backend.query_status(operation) == simulator.OperationStatus(S_OK, 100)
+    assert backend.query_status(operation) == OperationStatus(S_OK, 100)
     assert done(backend, operation) == S_OK
     assert members(state_path) == {1: [P1, P2]}
     assert done(backend, backend.remove_portal(group, known[("array-a", P1)])) == S_OK
@@ -796,7 +796,7 @@ def test_latency_reports_progress_and_applies_at_completion(tmp_path: pathlib.Pa
     assert [status.percent for status in progress] == [0, 25, 75, 99]
     assert members(path) == {1: [P1]}
     clock.time += 0.001
-    assert backend.query_status(operation) == simulator.OperationStatus(S_OK, 100)
+    assert backend.query_status(operation) == OperationStatus(S_OK, 100)
     assert members(path) == {1: [P1, P2]}
     assert "operations" not in content(path)
     assert done(backend, operation) == S_OK
@@ -826,7 +826,7 @@ def test_cancel_while_pending_and_too_late(tmp_path: pathlib.Path, clock: FakeCl
     pending = backend.add_portal(group, known[("array-a", P2)])
     clock.time += 0.5
     assert backend.cancel(pending) == S_OK
-    assert backend.query_status(pending) == simulator.OperationStatus(errors.VDS_E_OPERATION_CANCELED, 100)
+    assert backend.query_status(pending) == OperationStatus(errors.VDS_E_OPERATION_CANCELED, 100)
     assert done(backend, pending) == errors.VDS_E_OPERATION_CANCELED
     clock.time += 5
     backend.snapshot()
