@@ -4,6 +4,9 @@
 """The one convergence loop every module goes through: read once per subsystem, plan (pure), let the
 provider review, execute (or only plan in check mode), read again and plan on after a vanished object.
 
+Reading and planning are here; the executing half is :class:`~.execute.Execution`, loaded at the first step,
+so that a run with nothing to change does not compile it.
+
 It knows the backend only through its interface, and a module's declaration only through
 :class:`~.plan.Declaration`.
 """
@@ -13,17 +16,9 @@ from __future__ import annotations
 import time
 import typing as t
 
-from ansible_collections.storage.vds.plugins.module_utils._vds.errors import (
-    IdentityError,
-    NotFoundError,
-    ValidationError,
-    VdsError,
-)
+from ansible_collections.storage.vds.plugins.module_utils._vds.errors import NotFoundError, ValidationError
 from ansible_collections.storage.vds.plugins.module_utils._vds.model import PortalAddress, Snapshot, Subsystem, Target
 from ansible_collections.storage.vds.plugins.module_utils._vds.plan import (
-    ADD_PORTAL,
-    CREATE_GROUP,
-    REMOVE_PORTAL,
     Declaration,
     GroupDeclaration,
     Membership,
@@ -44,7 +39,7 @@ from ansible_collections.storage.vds.plugins.module_utils._vds.retry import (
 )
 
 if t.TYPE_CHECKING:  # pragma: no cover
-    from ansible_collections.storage.vds.plugins.module_utils._vds.execute import Displaced, Executor, GroupSubstituted
+    from ansible_collections.storage.vds.plugins.module_utils._vds.execute import Displaced
     from ansible_collections.storage.vds.plugins.module_utils._vds.provider import Backend
     from ansible_collections.storage.vds.plugins.module_utils._vds.wait import Clock
 
@@ -112,19 +107,6 @@ class Engine:
         self.stats = Stats()
         self.retrier = Retrier(backend, retry, sleep, self.stats)
         self._executing = (wait_timeout, clock, sleep, retry)
-        self._executor: Executor | None = None
-
-    @property
-    def executor(self) -> Executor:
-        """The step machinery, loaded only once there is something to change."""
-        if self._executor is None:
-            from ansible_collections.storage.vds.plugins.module_utils._vds.execute import Executor
-            from ansible_collections.storage.vds.plugins.module_utils._vds.wait import Waiter
-
-            wait_timeout, clock, sleep, retry = self._executing
-            waiter = Waiter(self.backend, wait_timeout, clock=clock, sleep=sleep)
-            self._executor = Executor(self.backend, waiter, retry=retry, sleep=sleep, stats=self.stats)
-        return self._executor
 
     @property
     def assigns_tags(self) -> bool:
@@ -161,8 +143,9 @@ class Engine:
 
     def converge(self, declarations: t.Sequence[Declaration]) -> t.List[Outcome]:
         """Read each subsystem once, plan every declaration and let the provider review it; in check mode stop
-        there. Otherwise execute the targets one after another, reading a subsystem again and planning on when
-        an object vanished (once per execution) or a capped provider handed back an existing group.
+        there. Otherwise :class:`~.execute.Execution` executes the targets one after another, reading a subsystem
+        again and planning on when an object vanished (once per execution) or a capped provider handed back an
+        existing group.
 
         On a failure, the error's ``steps_done`` lists every step that took effect, put-backs included."""
         snapshot = self.read_for(declarations)
@@ -172,20 +155,13 @@ class Engine:
             run.before = membership_of(run.target)
             self._plan(run)
         if self.check_mode or not any(run.plan.steps for run in runs):
-            return [self._outcome(run, run.plan.steps, planned=True) for run in runs]
-        history: t.List[StepView] = []
-        fresh: dict[str, Subsystem] = {}
-        outcomes = []
-        for run in runs:
-            if run.subsystem.name in fresh:  # read again since this plan was made: plan from what is there now
-                try:
-                    self._replan(run, fresh[run.subsystem.name])
-                except VdsError as error:
-                    raise self._failed(run, error, history)
-            self._execute(run, fresh, history)
-            history.extend(run.views)
-            outcomes.append(self._outcome(run, run.done, planned=False))
-        return outcomes
+            return [self._planned_outcome(run) for run in runs]
+        # The executing half: a run with nothing to change never compiles it.
+        from ansible_collections.storage.vds.plugins.module_utils._vds.execute import Execution
+
+        wait_timeout, clock, sleep, retry = self._executing
+        return Execution(self.backend, self.stats, self.read, self._plan, wait_timeout,
+                         clock=clock, sleep=sleep, retry=retry).converge(runs)
 
     def _plan(self, run: _Convergence) -> None:
         run.plan = run.declaration.plan(run.subsystem, run.target, self.assigns_tags)
@@ -193,97 +169,12 @@ class Engine:
         self.backend.review(run.subsystem, run.target, run.plan.steps)
         run.base = membership_of(run.target)
 
-    def _replan(self, run: _Convergence, subsystem: Subsystem) -> None:
-        target = subsystem.target(run.target.iqn)
-        if target is None:
-            raise NotFoundError("%starget %s is gone from subsystem %s"
-                                % (run.prefix(), run.target.iqn, subsystem.name))
-        # A group this execution made belongs to the declared group it was made for.
-        created = [step.tag if target.group_by_tag(t.cast(int, step.tag)) is not None else None
-                   for step in run.done if step.action == CREATE_GROUP]
-        run.declaration = run.declaration.keeping(run.plan, created)
-        run.subsystem, run.target, run.done = subsystem, target, []
-        self._plan(run)
-
-    def _reread(self, run: _Convergence, fresh: dict[str, Subsystem]) -> None:
-        name = run.subsystem.name
-        fresh[name] = self.read(name).subsystems[0]
-        self._replan(run, fresh[name])
-
-    def _execute(self, run: _Convergence, fresh: dict[str, Subsystem], history: t.List[StepView]) -> None:
-        from ansible_collections.storage.vds.plugins.module_utils._vds.execute import GroupSubstituted
-
-        while True:
-            try:
-                run.took_effect(self.executor.execute(run.subsystem, run.target, run.plan.steps, run.displaced))
-                return
-            except ObjectVanished as vanished:
-                run.took_effect(vanished.done)
-                if self.stats.rereads:
-                    error = vanished.error.amend("it vanished again after the state was read once more")
-                    raise self._failed(run, error, history) from None
-                self.stats.rereads += 1
-                # Someone else changed the target under us: read it again and plan from what is there now.
-                try:
-                    self._reread(run, fresh)
-                except VdsError as error:
-                    raise self._failed(run, error, history) from None
-            except GroupSubstituted as substituted:
-                run.took_effect(substituted.done)
-                try:
-                    self._take_handed_back_group(run, substituted, fresh)
-                except VdsError as error:
-                    raise self._failed(run, error, history) from None
-            except VdsError as error:
-                # The executor put back what its moves took out; its steps_done are this attempt's.
-                raise self._failed(run, error, history)
-
-    def _take_handed_back_group(self, run: _Convergence, substituted: GroupSubstituted,
-                                fresh: dict[str, Subsystem]) -> None:
-        """A capped provider answered CreatePortalGroup with an existing group: the declared group it was made
-        for takes that group, unless that would purge portals nobody declared there."""
-        iqn, tag = run.target.iqn, substituted.tag
-        capped = ("the provider allows no more portal groups on %s: CreatePortalGroup answered VDS_S_ALREADY_EXISTS"
-                  % iqn)
-        if run.substituted:
-            raise IdentityError("%s%s again and returned group %d" % (run.prefix(), capped, tag))
-        run.substituted = True
-        made = sum(1 for step in substituted.done if step.action == CREATE_GROUP)
-        run.declaration, what = run.declaration.taking(run.plan, made, tag)
-        run.warnings.append("%s and returned existing group %d, so %s was applied to group %d"
-                            % (capped, tag, what, tag))
-        self._reread(run, fresh)
-        arriving = {step.portal for step in run.plan.steps if step.action == ADD_PORTAL}
-        dropped = [str(step.portal) for step in run.plan.steps
-                   if step.action == REMOVE_PORTAL and step.tag == tag and step.portal not in arriving]
-        if dropped:
-            # Check mode could not have shown this: refuse rather than surprise.
-            raise IdentityError(
-                "%s%s and returned existing group %d, which holds %s. Purging it would remove portals that were "
-                "never declared for it, so nothing more was changed. Set tag: %d to manage that group, or delete "
-                "a group of the target first." % (run.prefix(), capped, tag, ", ".join(dropped), tag))
-
-    def _failed(self, run: _Convergence, error: VdsError, history: t.List[StepView]) -> VdsError:
-        """Complete a failure's details: every step that took effect, put-backs included, and the provider's
-        trouble. A failure outside the steps first puts back the portals moves took out."""
-        this_attempt = [run.declaration.step_view(step, run.subsystem.name)
-                        for step in error.details.get("steps_done", [])]
-        if run.displaced:
-            run.took_effect(self.executor.put_back(run.subsystem, run.target, run.displaced, error))
-        error.details["steps_done"] = history + run.views + this_attempt
-        error.details["operations"] = self.stats.as_dict()
-        return error
-
-    def _outcome(self, run: _Convergence, steps: t.Sequence[Step], planned: bool) -> Outcome:
-        if planned:
-            views = [run.declaration.step_view(step.as_dict(), run.subsystem.name) for step in steps]
-            return Outcome(run.target.iqn, run.plan, views, run.before, apply_steps(run.before, steps), self.stats,
-                           run.warnings, run.subsystem)
-        group_tag = run.plan.group_tag
-        if group_tag is None:
-            group_tag = next((step.tag for step in steps if step.action == CREATE_GROUP), None)
-        return Outcome(run.target.iqn, Plan(tuple(steps), group_tag), run.views, run.before,
-                       apply_steps(run.base, steps), self.stats, run.warnings, run.subsystem)
+    def _planned_outcome(self, run: _Convergence) -> Outcome:
+        """In check mode, or with nothing to change: the planned steps and the membership they would make."""
+        steps = run.plan.steps
+        views = [run.declaration.step_view(step.as_dict(), run.subsystem.name) for step in steps]
+        return Outcome(run.target.iqn, run.plan, views, run.before, apply_steps(run.before, steps), self.stats,
+                       run.warnings, run.subsystem)
 
     def info(self, target: str | None = None, subsystem: str | None = None) -> t.List[dict[str, t.Any]]:
         snapshot = self.read(subsystem)

@@ -1,15 +1,20 @@
 # -*- coding: utf-8 -*-
 # SPDX-License-Identifier: GPL-3.0-or-later
 # Copyright (c) storage.vds contributors
-"""Running planned steps against a backend: wait, retry, recover, roll back."""
+"""Running planned steps against a backend: wait, retry, recover, roll back; and the executing half of the
+engine's convergence loop, which reads again and plans on. Loaded at the first step, so that a run with nothing
+to change does not compile it."""
 
 from __future__ import annotations
 
 import time
 import typing as t
 
+from ansible_collections.storage.vds.plugins.module_utils._vds.engine import Outcome
 from ansible_collections.storage.vds.plugins.module_utils._vds.errors import (
     VDS_S_ALREADY_EXISTS,
+    IdentityError,
+    NotFoundError,
     VdsError,
     WaitTimeout,
     to_unsigned,
@@ -21,7 +26,9 @@ from ansible_collections.storage.vds.plugins.module_utils._vds.plan import (
     DELETE_GROUP,
     REMOVE_PORTAL,
     SET_STATUS,
+    Plan,
     Step,
+    apply_steps,
     is_new_group,
 )
 from ansible_collections.storage.vds.plugins.module_utils._vds.retry import (
@@ -34,11 +41,15 @@ from ansible_collections.storage.vds.plugins.module_utils._vds.retry import (
 from ansible_collections.storage.vds.plugins.module_utils._vds.wait import Waiter
 
 if t.TYPE_CHECKING:  # pragma: no cover
+    from ansible_collections.storage.vds.plugins.module_utils._vds.engine import _Convergence
+    from ansible_collections.storage.vds.plugins.module_utils._vds.model import Snapshot
+    from ansible_collections.storage.vds.plugins.module_utils._vds.plan import StepView
     from ansible_collections.storage.vds.plugins.module_utils._vds.provider import (
         Backend,
         Operation,
         OperationResult,
     )
+    from ansible_collections.storage.vds.plugins.module_utils._vds.wait import Clock
 
 
 #: Portals a move took out of their group and has not put in their new one yet, in the order they left:
@@ -250,3 +261,121 @@ class Executor:
             return "state read again: %s has groups %s" % (step.target, tags)
         portal = subsystem_now.portal(step.portal) if subsystem_now and step.portal else None
         return "state read again: %s is %s" % (step.portal, portal.status if portal else "gone")
+
+
+class Execution:
+    """The executing half of :meth:`~.engine.Engine.converge`: execute the targets one after another, reading a
+    subsystem again and planning on when an object vanished (once per execution) or a capped provider handed
+    back an existing group."""
+
+    def __init__(self, backend: Backend, stats: Stats, read: t.Callable[[str], Snapshot],
+                 plan: t.Callable[[_Convergence], None], wait_timeout: float, clock: Clock, sleep: Sleep,
+                 retry: RetryPolicy) -> None:
+        self.stats = stats
+        self.read = read
+        self.plan = plan
+        waiter = Waiter(backend, wait_timeout, clock=clock, sleep=sleep)
+        self.executor = Executor(backend, waiter, retry=retry, sleep=sleep, stats=stats)
+
+    def converge(self, runs: t.Sequence[_Convergence]) -> t.List[Outcome]:
+        """Execute every run as planned; on a failure, the error's ``steps_done`` lists every step that took
+        effect, put-backs included."""
+        history: t.List[StepView] = []
+        fresh: dict[str, Subsystem] = {}
+        outcomes = []
+        for run in runs:
+            if run.subsystem.name in fresh:  # read again since this plan was made: plan from what is there now
+                try:
+                    self._replan(run, fresh[run.subsystem.name])
+                except VdsError as error:
+                    raise self._failed(run, error, history)
+            self._execute(run, fresh, history)
+            history.extend(run.views)
+            outcomes.append(self._outcome(run))
+        return outcomes
+
+    def _replan(self, run: _Convergence, subsystem: Subsystem) -> None:
+        target = subsystem.target(run.target.iqn)
+        if target is None:
+            raise NotFoundError("%starget %s is gone from subsystem %s"
+                                % (run.prefix(), run.target.iqn, subsystem.name))
+        # A group this execution made belongs to the declared group it was made for.
+        created = [step.tag if target.group_by_tag(t.cast(int, step.tag)) is not None else None
+                   for step in run.done if step.action == CREATE_GROUP]
+        run.declaration = run.declaration.keeping(run.plan, created)
+        run.subsystem, run.target, run.done = subsystem, target, []
+        self.plan(run)
+
+    def _reread(self, run: _Convergence, fresh: dict[str, Subsystem]) -> None:
+        name = run.subsystem.name
+        fresh[name] = self.read(name).subsystems[0]
+        self._replan(run, fresh[name])
+
+    def _execute(self, run: _Convergence, fresh: dict[str, Subsystem], history: t.List[StepView]) -> None:
+        while True:
+            try:
+                run.took_effect(self.executor.execute(run.subsystem, run.target, run.plan.steps, run.displaced))
+                return
+            except ObjectVanished as vanished:
+                run.took_effect(vanished.done)
+                if self.stats.rereads:
+                    error = vanished.error.amend("it vanished again after the state was read once more")
+                    raise self._failed(run, error, history) from None
+                self.stats.rereads += 1
+                # Someone else changed the target under us: read it again and plan from what is there now.
+                try:
+                    self._reread(run, fresh)
+                except VdsError as error:
+                    raise self._failed(run, error, history) from None
+            except GroupSubstituted as substituted:
+                run.took_effect(substituted.done)
+                try:
+                    self._take_handed_back_group(run, substituted, fresh)
+                except VdsError as error:
+                    raise self._failed(run, error, history) from None
+            except VdsError as error:
+                # The executor put back what its moves took out; its steps_done are this attempt's.
+                raise self._failed(run, error, history)
+
+    def _take_handed_back_group(self, run: _Convergence, substituted: GroupSubstituted,
+                                fresh: dict[str, Subsystem]) -> None:
+        """A capped provider answered CreatePortalGroup with an existing group: the declared group it was made
+        for takes that group, unless that would purge portals nobody declared there."""
+        iqn, tag = run.target.iqn, substituted.tag
+        capped = ("the provider allows no more portal groups on %s: CreatePortalGroup answered VDS_S_ALREADY_EXISTS"
+                  % iqn)
+        if run.substituted:
+            raise IdentityError("%s%s again and returned group %d" % (run.prefix(), capped, tag))
+        run.substituted = True
+        made = sum(1 for step in substituted.done if step.action == CREATE_GROUP)
+        run.declaration, what = run.declaration.taking(run.plan, made, tag)
+        run.warnings.append("%s and returned existing group %d, so %s was applied to group %d"
+                            % (capped, tag, what, tag))
+        self._reread(run, fresh)
+        arriving = {step.portal for step in run.plan.steps if step.action == ADD_PORTAL}
+        dropped = [str(step.portal) for step in run.plan.steps
+                   if step.action == REMOVE_PORTAL and step.tag == tag and step.portal not in arriving]
+        if dropped:
+            # Check mode could not have shown this: refuse rather than surprise.
+            raise IdentityError(
+                "%s%s and returned existing group %d, which holds %s. Purging it would remove portals that were "
+                "never declared for it, so nothing more was changed. Set tag: %d to manage that group, or delete "
+                "a group of the target first." % (run.prefix(), capped, tag, ", ".join(dropped), tag))
+
+    def _failed(self, run: _Convergence, error: VdsError, history: t.List[StepView]) -> VdsError:
+        """Complete a failure's details: every step that took effect, put-backs included, and the provider's
+        trouble. A failure outside the steps first puts back the portals moves took out."""
+        this_attempt = [run.declaration.step_view(step, run.subsystem.name)
+                        for step in error.details.get("steps_done", [])]
+        if run.displaced:
+            run.took_effect(self.executor.put_back(run.subsystem, run.target, run.displaced, error))
+        error.details["steps_done"] = history + run.views + this_attempt
+        error.details["operations"] = self.stats.as_dict()
+        return error
+
+    def _outcome(self, run: _Convergence) -> Outcome:
+        group_tag = run.plan.group_tag
+        if group_tag is None:
+            group_tag = next((step.tag for step in run.done if step.action == CREATE_GROUP), None)
+        return Outcome(run.target.iqn, Plan(tuple(run.done), group_tag), run.views, run.before,
+                       apply_steps(run.base, run.done), self.stats, run.warnings, run.subsystem)
