@@ -25,6 +25,10 @@ BOOT_MODULES=(virtio_pci 9pnet_virtio 9p overlay)
 
 say() { printf 'vm: %s\n' "$*" >&2; }
 
+# vds_needs: the commands the stage needs, with their Debian packages (one list for both scripts).
+# shellcheck source=scripts/_system.sh
+source "$ROOT/scripts/_system.sh"
+
 # Copies the guest's console line by line, each line prefixed with the seconds since qemu started,
 # so that a slow task shows in the log as it happens.
 relay() {
@@ -42,15 +46,21 @@ cannot_run() {
         exit 1
     fi
     say "skipped. On Debian or Ubuntu, as root:"
-    say "  apt-get install --no-install-recommends qemu-system-x86 open-iscsi python3-rtslib-fb busybox-static kmod cpio"
+    say "  apt-get install --no-install-recommends $(vm_packages)"
     exit "$SKIPPED"
+}
+
+# The Debian packages of the commands the stage needs, each once.
+vm_packages() {
+    local pair
+    for pair in $(vds_needs vm); do
+        printf '%s\n' "${pair#*:}"
+    done | sort -u | paste -sd ' '
 }
 
 check_host() {
     local missing=() pair
-    # command:Debian package
-    for pair in qemu-system-x86_64:qemu-system-x86 iscsiadm:open-iscsi iscsid:open-iscsi targetctl:python3-rtslib-fb \
-        depmod:kmod modprobe:kmod cpio:cpio dpkg-deb:dpkg apt-get:apt timeout:coreutils; do
+    for pair in $(vds_needs vm); do
         command -v "${pair%%:*}" >/dev/null 2>&1 || PATH=$PATH:/usr/sbin:/sbin command -v "${pair%%:*}" >/dev/null 2>&1 ||
             missing+=("${pair%%:*} (package ${pair#*:})")
     done
