@@ -10,6 +10,7 @@ vds_needs() {
     case $1 in
     all) echo "git:git tar:tar sha256sum:coreutils localedef:libc-bin" ;;
     csharp) echo "mcs:mono-mcs mono:mono-runtime gcc:gcc" ;;
+    integration) echo "pkill:procps" ;;
     # busybox here is the static one: the guest's initramfs has no C library. tests/vm/run.sh checks
     # the same list (and that busybox is static) before it boots the guest.
     vm) echo "qemu-system-x86_64:qemu-system-x86 iscsiadm:open-iscsi iscsid:open-iscsi targetctl:python3-rtslib-fb" \
