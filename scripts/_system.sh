@@ -18,6 +18,14 @@ vds_needs() {
     esac
 }
 
+# vds_missing STAGE: the command:package pairs of the stage whose command is not found (sbin included).
+vds_missing() {
+    local pair
+    for pair in $(vds_needs "$1"); do
+        PATH=$PATH:/usr/sbin:/sbin command -v "${pair%%:*}" >/dev/null 2>&1 || printf '%s\n' "$pair"
+    done
+}
+
 vds_system_say() { printf '%s\n' "$*" >&2; }
 vds_system_fail() {
     printf 'ERROR: %s\n' "$*" >&2
@@ -29,8 +37,7 @@ vds_has_locale() { locale -a 2>/dev/null | grep -qiE '^en_US\.utf-?8$'; }
 vds_system_setup() {
     local stage pair missing=() optional=() update=
     for stage in all "$@"; do
-        for pair in $(vds_needs "$stage"); do
-            PATH=$PATH:/usr/sbin:/sbin command -v "${pair%%:*}" >/dev/null 2>&1 && continue
+        for pair in $(vds_missing "$stage"); do
             # Without the vm stage's packages that stage explains itself and skips (unless it is required).
             if [[ $stage == vm && ${VDS_VM_REQUIRED:-} != 1 ]]; then
                 optional+=("${pair#*:}")

@@ -25,7 +25,7 @@ BOOT_MODULES=(virtio_pci 9pnet_virtio 9p overlay)
 
 say() { printf 'vm: %s\n' "$*" >&2; }
 
-# vds_needs: the commands the stage needs, with their Debian packages (one list for both scripts).
+# vds_needs, vds_missing: the commands the stage needs, with their Debian packages (one list for both scripts).
 # shellcheck source=scripts/_system.sh
 source "$ROOT/scripts/_system.sh"
 
@@ -60,9 +60,8 @@ vm_packages() {
 
 check_host() {
     local missing=() pair
-    for pair in $(vds_needs vm); do
-        command -v "${pair%%:*}" >/dev/null 2>&1 || PATH=$PATH:/usr/sbin:/sbin command -v "${pair%%:*}" >/dev/null 2>&1 ||
-            missing+=("${pair%%:*} (package ${pair#*:})")
+    for pair in $(vds_missing vm); do
+        missing+=("${pair%%:*} (package ${pair#*:})")
     done
     if ! file_is_static /bin/busybox; then
         missing+=("a statically linked /bin/busybox (package busybox-static)")
