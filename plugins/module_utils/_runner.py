@@ -10,6 +10,8 @@ import typing as t
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
 
+# First of the collection's imports: each one after it compiles once from Ansible's zip, not twice.
+from ansible_collections.storage.vds.plugins.module_utils import _compile_once  # noqa: F401 pylint: disable=unused-import
 from ansible_collections.storage.vds.plugins.module_utils._vds.engine import Engine
 from ansible_collections.storage.vds.plugins.module_utils._vds.errors import (
     BackendUnavailable,
