@@ -6,9 +6,9 @@
 Ansible sends a module and its module_utils as source in a zip. Python's zipimport compiles such a module twice:
 once to name its file while the import machinery builds the module's spec (zipimporter.get_filename), and again
 to run it (CPython issue gh-141276, open). Compiling is most of what a run with nothing to change costs beyond
-ansible.builtin.ping, so this finder, installed at import, builds the spec of a module_utils module found in the
-zip without compiling, and its loader compiles the source once. It writes nothing. Anything not of this
-collection, not from a zip, or a package is left to the usual finders.
+ansible.builtin.ping, so this finder, installed at import in front of Python's path-based finder, builds the
+spec of a module_utils module found in the zip without compiling, and its loader compiles the source once. It
+writes nothing. Anything not of this collection, not from a zip, or a package is left to the usual finders.
 """
 
 from __future__ import annotations
@@ -64,9 +64,12 @@ class CompileOnceFinder:
 
 
 def install() -> None:
-    """Put the finder first, once per process."""
-    if not any(isinstance(finder, CompileOnceFinder) for finder in sys.meta_path):
-        sys.meta_path.insert(0, CompileOnceFinder())
+    """Put the finder just before Python's path-based finder, which finds the zip's modules; once per process."""
+    if any(isinstance(finder, CompileOnceFinder) for finder in sys.meta_path):
+        return
+    finders = sys.meta_path
+    position = finders.index(importlib.machinery.PathFinder) if importlib.machinery.PathFinder in finders else len(finders)
+    finders.insert(position, CompileOnceFinder())
 
 
 install()
