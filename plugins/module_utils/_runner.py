@@ -60,8 +60,9 @@ def argument_spec(**options: dict[str, t.Any]) -> dict[str, dict[str, t.Any]]:
     return spec
 
 
-def select_backend(params: t.Mapping[str, t.Any]) -> Backend:
+def select_backend(module: AnsibleModule) -> Backend:
     """Build the backend once; nothing after this point branches on which backend it is."""
+    params = module.params
     name = params["backend"]
     if name == "simulator":
         # Imported here so that other backends never pay for it.
@@ -82,7 +83,12 @@ def select_backend(params: t.Mapping[str, t.Any]) -> Backend:
     if lio.RTSLIB_IMPORT_ERROR is not None:
         raise BackendUnavailable(missing_required_lib("rtslib-fb", reason="for backend=lio"),
                                  exception=lio.RTSLIB_IMPORT_ERROR)
-    return lio.LioBackend(save_config=params["lio_save_config"], save_file=params["lio_save_file"])
+    # Only vds_portal_groups has lio_restore_at_boot; a read (state gathered) enables nothing.
+    restore = None
+    if params.get("lio_restore_at_boot") and params.get("state") != "gathered":
+        restore = lio.RestoreAtBoot(module.check_mode, module.run_command)
+    return lio.LioBackend(save_config=params["lio_save_config"], save_file=params["lio_save_file"],
+                          restore_at_boot=restore)
 
 
 #: What a module does with its validated parameters: ``task(engine, params, diff)``. ``engine`` is None for
@@ -106,7 +112,8 @@ def run_module(module: AnsibleModule, task: Task) -> None:
         for warning in warnings:
             module.warn(warning)
         # A failure after some steps took effect has changed the provider: say so.
-        module.fail_json(msg=str(error), changed=bool(error.details.get("steps_done")), **error.details)
+        changed = bool(error.details.pop("changed", False) or error.details.get("steps_done"))
+        module.fail_json(msg=str(error), changed=changed, **error.details)
     for warning in warnings:
         module.warn(warning)
     module.exit_json(**result)
@@ -115,7 +122,7 @@ def run_module(module: AnsibleModule, task: Task) -> None:
 def _converge(module: AnsibleModule, task: Task, warnings: t.List[str]) -> dict[str, t.Any]:
     """``task`` on the selected backend; what the backend warns of is added to ``warnings``, failed or not."""
     params = module.params
-    with select_backend(params) as backend:
+    with select_backend(module) as backend:
         try:
             result = task(Engine(backend, params["wait_timeout"], check_mode=module.check_mode), params, module._diff)
         except VdsError as error:
@@ -128,9 +135,13 @@ def _converge(module: AnsibleModule, task: Task, warnings: t.List[str]) -> dict[
         finally:
             warnings.extend(backend.warnings)
         try:
-            result.update(backend.finish())
+            finished = backend.finish()
         except VdsError as error:
-            # The change took effect but could not be kept: fail, saying what was done.
-            error.details.setdefault("steps_done", result.get("steps", []))
+            # The change took effect but could not be kept (or have restored at boot): fail, saying what was done.
+            error.details.setdefault("steps_done", [] if module.check_mode else result.get("steps", []))
             raise
+    # Enabling the lio restore service is a change of its own.
+    if finished.pop("changed", False):
+        result["changed"] = True
+    result.update(finished)
     return result

@@ -155,6 +155,21 @@ options:
       - Unset, messages name the option, C(groups[3]).
       - Only valid with O(groups).
     type: str
+  lio_restore_at_boot:
+    description:
+      - With O(backend=lio), also enable the distribution's service that restores the saved configuration of the
+        kernel target at boot (C(targetctl restore)), whichever of the two is installed. C(rtslib-fb-targetctl)
+        comes with the package C(python3-rtslib-fb) on Debian and Ubuntu. C(target) comes with C(target-restore)
+        on Fedora and RHEL. With O(lio_save_config), the declared configuration then survives a reboot.
+      - The service is enabled on every run where it is not enabled yet (in check mode, reported as a change),
+        and never started, since starting it replaces the running configuration with the saved one.
+        RV(restore_service) and RV(restore_service_enabled) report it.
+      - Looked up before any change. The task fails, naming this option, when C(systemctl) is missing, neither
+        service is installed, or the service cannot be enabled (masked, for example).
+      - The role C(storage.vds.portal_groups) sets it from its C(portal_groups_lio_restore_service).
+      - Ignored with other backends and with O(state=gathered) and O(state=rendered).
+    type: bool
+    default: false
   purge_portals:
     description:
       - What each declared group that does not set its own O(config[].groups[].purge_portals) or
@@ -425,6 +440,16 @@ save_file:
   returned: when O(backend=lio) and RV(saved) is true
   type: str
   sample: /etc/rtslib-fb-target/saveconfig.json
+restore_service:
+  description: With O(lio_restore_at_boot), the service that restores the saved configuration at boot.
+  returned: when O(backend=lio), O(lio_restore_at_boot) is true and O(state) is not V(gathered) or V(rendered)
+  type: str
+  sample: rtslib-fb-targetctl.service
+restore_service_enabled:
+  description: Whether this run enabled RV(restore_service) (in check mode, would enable it).
+  returned: when RV(restore_service) is
+  type: bool
+  sample: false
 diff:
   description: One entry per declared target, its C(before) and C(after) as in RV(before) and RV(after), with
     headers naming the target and its subsystem.
@@ -467,6 +492,7 @@ def main() -> None:
             groups={"type": "list", "elements": "dict", "options": dict(
                 _DECLARED_GROUP, target={"type": "str", "required": True}, subsystem={"type": "str"})},
             groups_label={"type": "str"},
+            lio_restore_at_boot={"type": "bool", "default": False},
             purge_portals={"type": "bool"},
             state={"type": "str", "choices": list(STATES), "default": MERGED},
             running_config={"type": "list", "elements": "dict", "options": {

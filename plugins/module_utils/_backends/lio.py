@@ -24,6 +24,7 @@ import traceback
 import typing as t
 import warnings
 
+from ansible_collections.storage.vds.plugins.module_utils._backends._lio_restore import RestoreAtBoot
 from ansible_collections.storage.vds.plugins.module_utils._vds.provider import (
     Backend,
     Operation,
@@ -184,10 +185,11 @@ class LioBackend(Backend):
 
     def __init__(self, save_config: bool = True, save_file: str | None = None, rtslib: t.Any = None,
                  networks: t.Callable[[], t.Tuple[IPNetwork, ...]] | None = None,
-                 hostname: t.Callable[[], str] | None = None) -> None:
+                 hostname: t.Callable[[], str] | None = None, restore_at_boot: RestoreAtBoot | None = None) -> None:
         self._rtslib = rtslib if rtslib is not None else rtslib_fb
         self._save_config = save_config
         self._save_file = save_file
+        self._restore_at_boot = restore_at_boot
         self._networks = networks if networks is not None else read_host_networks
         self._hostname = hostname if hostname is not None else socket.gethostname
         self._ids = itertools.count(1)
@@ -266,6 +268,8 @@ class LioBackend(Backend):
         """Everything a change needs that could fail, done before the first change of this run."""
         if self._save_config:
             self._rtsroot()
+        if self._restore_at_boot is not None:
+            self._restore_at_boot.find()
 
     def _subsystem_name(self) -> str:
         return self._hostname() or "lio"
@@ -503,6 +507,17 @@ class LioBackend(Backend):
         return self._save_file or self._rtslib.root.default_save_file
 
     def finish(self) -> dict[str, t.Any]:
+        """Save the running configuration when this run changed it; have it restored at boot when asked to."""
+        result = self._save()
+        if self._restore_at_boot is not None:
+            try:
+                result.update(self._restore_at_boot.enable())
+            except VdsError as error:
+                error.details.update(result)  # what was saved stays reported
+                raise
+        return result
+
+    def _save(self) -> dict[str, t.Any]:
         """Save the running configuration (as ``targetctl save`` does) when this run changed it."""
         if not (self._changed and self._save_config):
             return {"saved": False}
