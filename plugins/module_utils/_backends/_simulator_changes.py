@@ -157,6 +157,20 @@ def replay(state: State, lines: bytes, offset: int, journal_path: str) -> int:
     return end
 
 
+def _one_line_encoder() -> t.Callable[[t.Any], str]:
+    """json.dumps for the lines of the state file, without its cost per call: the C encoder json.dumps builds on
+    every call, built once (json.dumps where the interpreter has no C encoder)."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return json.dumps
+    encoder = make(None, json.JSONEncoder().default, json.encoder.encode_basestring_ascii, None, ": ", ", ", False,
+                   False, True)
+    return lambda value: "".join(encoder(value, 0))
+
+
+_encode_line = _one_line_encoder()
+
+
 def _holds_objects(value: t.Any) -> bool:
     items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
     return any(isinstance(item, dict) or (isinstance(item, list) and _holds_objects(item)) for item in items)
@@ -166,10 +180,10 @@ def _dumps(value: t.Any, indent: str = "") -> str:
     """JSON indented down to the containers that hold no objects, which stay on one line: a portal,
     a group or a fault per line reads well, and the C encoder writes those lines fast."""
     if not _holds_objects(value):
-        return json.dumps(value)
+        return _encode_line(value)
     inner = indent + "  "
     if isinstance(value, dict):
-        body = ",\n".join("%s%s: %s" % (inner, json.dumps(key), _dumps(item, inner)) for key, item in value.items())
+        body = ",\n".join("%s%s: %s" % (inner, _encode_line(key), _dumps(item, inner)) for key, item in value.items())
         return "{\n%s\n%s}" % (body, indent)
     return "[\n%s\n%s]" % (",\n".join(inner + _dumps(item, inner) for item in value), indent)
 
