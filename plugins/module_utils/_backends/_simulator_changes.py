@@ -171,18 +171,22 @@ def _one_line_encoder() -> t.Callable[[t.Any], str]:
 _encode_line = _one_line_encoder()
 
 
-def _holds_objects(value: t.Any) -> bool:
-    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
-    return any(isinstance(item, dict) or (isinstance(item, list) and _holds_objects(item)) for item in items)
+def _holds_objects(items: t.Iterable[t.Any]) -> bool:
+    # A plain loop: this runs for every line of every rewrite.
+    for item in items:
+        if isinstance(item, dict) or (isinstance(item, list) and _holds_objects(item)):
+            return True
+    return False
 
 
 def _dumps(value: t.Any, indent: str = "") -> str:
     """JSON indented down to the containers that hold no objects, which stay on one line: a portal,
     a group or a fault per line reads well, and the C encoder writes those lines fast."""
-    if not _holds_objects(value):
+    is_dict = isinstance(value, dict)
+    if not (is_dict or isinstance(value, list)) or not _holds_objects(value.values() if is_dict else value):
         return _encode_line(value)
     inner = indent + "  "
-    if isinstance(value, dict):
+    if is_dict:
         body = ",\n".join("%s%s: %s" % (inner, _encode_line(key), _dumps(item, inner)) for key, item in value.items())
         return "{\n%s\n%s}" % (body, indent)
     return "[\n%s\n%s]" % (",\n".join(inner + _dumps(item, inner) for item in value), indent)
