@@ -36,6 +36,7 @@ class RestoreAtBoot:
         self._systemctl = ""
         self._unit = ""
         self._enabled = False
+        self._lookup_failed = False
 
     def _run(self, *arguments: str) -> t.Tuple[int, str, str]:
         return self._run_command([self._systemctl, *arguments])
@@ -44,6 +45,14 @@ class RestoreAtBoot:
         """The restore unit, looked up once. Fails, naming the way out, when there is none that boot can start."""
         if self._unit:
             return self._unit
+        try:
+            self._unit = self._lookup()
+        except VdsError:
+            self._lookup_failed = True
+            raise
+        return self._unit
+
+    def _lookup(self) -> str:
         self._systemctl = shutil.which("systemctl") or ""
         if not self._systemctl:
             raise BackendUnavailable("backend=lio: systemctl was not found, so the service that restores the "
@@ -60,11 +69,14 @@ class RestoreAtBoot:
         if state != "enabled" and state not in _ENABLEABLE:
             raise VdsError("backend=lio: %s, which restores the kernel target's configuration at boot, is %s, so it "
                            "cannot be enabled: unmask it or repair its unit file, %s" % (unit, state, OPT_OUT))
-        self._unit, self._enabled = unit, state == "enabled"
+        self._enabled = state == "enabled"
         return unit
 
     def enable(self) -> dict[str, t.Any]:
-        """Enable the unit (in check mode: say it would be); the result's keys, ``changed`` among them."""
+        """Enable the unit (in check mode: say it would be); the result's keys, ``changed`` among them. Nothing
+        when the lookup failed already: that failure is the task's."""
+        if self._lookup_failed:
+            return {}
         unit = self.find()
         enabling = not self._enabled
         if enabling and not self._check_mode:

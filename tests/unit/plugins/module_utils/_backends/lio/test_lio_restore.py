@@ -113,6 +113,7 @@ def test_no_unit_fails_before_any_change_naming_the_opt_outs(run_module, kernel,
     assert "no service that restores the kernel target's configuration at boot is installed" in message
     assert DEBIAN_UNIT in message and RHEL_UNIT in message and "python3-rtslib-fb" in message
     assert "lio_restore_at_boot=false" in message and "portal_groups_lio_restore_service=false" in message
+    assert message.count("no service that restores") == 1  # said once, not again when the task ends
 
 
 def test_a_masked_unit_fails_before_any_change(run_module, kernel, systemd):
@@ -127,6 +128,7 @@ def test_without_systemctl_it_fails_before_any_change(run_module, kernel, tmp_pa
     run = run_module(vds_portal_groups, ARGS)
     assert run.failed and run.result["changed"] is False and kernel.mutations == 0
     assert run.result["msg"].startswith("backend=lio: systemctl was not found")
+    assert run.result["msg"].count("systemctl was not found") == 1
 
 
 def test_a_failed_enable_fails_saying_the_change_was_saved(run_module, kernel, systemd):
