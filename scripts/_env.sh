@@ -30,9 +30,10 @@ vds_python_ok() {
     "$1" -c "import sys; sys.exit(sys.version_info[:2] < ($2, $3))" >/dev/null 2>&1
 }
 
-# The interpreter behind a pyenv shim or symlink.
+# The interpreter behind a pyenv shim or symlink, and behind a virtual environment's python (an
+# activated .venv first on PATH must not be taken for the interpreter to build .venv with).
 vds_python_real() {
-    "$1" -c 'import sys; print(sys.executable)'
+    "$1" -c 'import os, sys; print(os.path.realpath(sys.executable))'
 }
 
 # The interpreter, first found of: VDS_PYTHON; python3.14, python3.13, python3.12 on PATH;
