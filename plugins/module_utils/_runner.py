@@ -83,10 +83,12 @@ def select_backend(module: AnsibleModule) -> Backend:
     if lio.RTSLIB_IMPORT_ERROR is not None:
         raise BackendUnavailable(missing_required_lib("rtslib-fb", reason="for backend=lio"),
                                  exception=lio.RTSLIB_IMPORT_ERROR)
-    # Only vds_portal_groups has lio_restore_at_boot; a read (state gathered) enables nothing.
+    # Only vds_portal_groups has lio_restore_at_boot; a read (state gathered) enables nothing. Imported only then.
     restore = None
     if params.get("lio_restore_at_boot") and params.get("state") != "gathered":
-        restore = lio.RestoreAtBoot(module.check_mode, module.run_command)
+        from ansible_collections.storage.vds.plugins.module_utils._backends._lio_restore import RestoreAtBoot
+
+        restore = RestoreAtBoot(module.check_mode, module.run_command)
     return lio.LioBackend(save_config=params["lio_save_config"], save_file=params["lio_save_file"],
                           restore_at_boot=restore)
 

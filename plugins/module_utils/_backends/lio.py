@@ -24,7 +24,6 @@ import traceback
 import typing as t
 import warnings
 
-from ansible_collections.storage.vds.plugins.module_utils._backends._lio_restore import RestoreAtBoot
 from ansible_collections.storage.vds.plugins.module_utils._vds.provider import (
     Backend,
     Operation,
@@ -58,6 +57,9 @@ from ansible_collections.storage.vds.plugins.module_utils._vds.plan import (
     SET_STATUS,
     Step,
 )
+
+if t.TYPE_CHECKING:  # pragma: no cover
+    from ansible_collections.storage.vds.plugins.module_utils._backends._lio_restore import RestoreAtBoot
 
 RTSLIB_IMPORT_ERROR: str | None = None
 try:
