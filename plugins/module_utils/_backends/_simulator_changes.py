@@ -432,6 +432,7 @@ class Calls:
             record = self._find(state, operation)
             if "result" in record:
                 return OperationStatus(self._collect(state, record).hresult, 100)
+            state.caller_waits = True
             started, duration = record["started_at"], record["completes_at"] - record["started_at"]
             percent = int(100 * (state.now - started) / duration) if duration > 0 else 0
             return OperationStatus(VDS_E_OPERATION_PENDING, max(0, min(99, percent)))
@@ -446,6 +447,7 @@ class Calls:
                 if "result" in record:
                     outcome = self._collect(state, record)
                 else:
+                    state.caller_waits = True
                     remaining = record["completes_at"] - state.now
             if remaining > 0:
                 self._sleep(remaining)

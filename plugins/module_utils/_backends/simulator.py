@@ -133,6 +133,8 @@ class State:
         self.log: list[list[t.Any]] = []
         #: Keys of objects deleted since the backend last looked.
         self.vanished: list[Key] = []
+        #: Set by a call that tells its caller to wait (an operation still pending).
+        self.caller_waits = False
 
     @property
     def operations(self) -> list[Json]:
@@ -519,6 +521,8 @@ class SimulatorBackend(Backend):
         self._raw = b""
         self._file: t.Tuple[int, ...] = ()
         self._journal = 0
+        # Inside executing(): a small file's calls go to the journal too, and it is rewritten once.
+        self._deferring = False
 
     # -- session: lock, bring the state up to date, settle, act, persist --
 
@@ -552,13 +556,14 @@ class SimulatorBackend(Backend):
                     # A new object under the same natural key must get a new id, as a recreated VDS object does.
                     self._ids.pop(key, None)
                 state.vanished = []
+                state.caller_waits = False
                 try:
                     yield state
                 except VdsError:
-                    # An expected failure still counts its call and consumes its fault.
-                    self._persist(real, state)
+                    # An expected failure still counts its call and consumes its fault; its caller may wait and retry.
+                    self._persist(real, state, caller_waits=True)
                     raise
-                self._persist(real, state)
+                self._persist(real, state, state.caller_waits)
             except BaseException:
                 # Whatever this call changed in memory only is dropped: the next call reads the files again.
                 self._state = None
@@ -573,15 +578,12 @@ class SimulatorBackend(Backend):
             file = ()
         journal = _size(real + ".journal")
         state = self._state
-        if state is not None and file == self._file and journal >= self._journal:
-            if file[1] > WRITE_THROUGH_BYTES:
-                if journal > self._journal:
-                    self._catch_up(real, state)
-                return state
-            # A small file may be edited by hand within one tick of its timestamps: compare its bytes.
-            raw, _mode = _read(real, self.state_path)
-            if raw == self._raw:
-                return state
+        # A small file may be edited by hand within one tick of its timestamps: compare its bytes.
+        if state is not None and file == self._file and journal >= self._journal and (
+                file[1] > WRITE_THROUGH_BYTES or _read(real, self.state_path)[0] == self._raw):
+            if journal > self._journal:
+                self._catch_up(real, state)
+            return state
         raw, mode = _read(real, self.state_path)
         state = _parse(raw, self.state_path)
         state.mode = mode
@@ -616,13 +618,16 @@ class SimulatorBackend(Backend):
                                  path=path) from None
         self._journal = end
 
-    def _persist(self, real: str, state: State) -> None:
-        """Make this call's changes durable before it returns: rewrite a small file, journal a large one."""
+    def _persist(self, real: str, state: State, caller_waits: bool = False) -> None:
+        """Make this call's changes durable before it returns: rewrite a small file, journal a large one. Inside
+        :meth:`executing` a small file is journalled too, and folded in as soon as the caller is told to wait."""
+        size = self._file[1] if self._file else 0
         if not state.log:
+            if caller_waits and self._deferring and self._journal and size <= WRITE_THROUGH_BYTES:
+                self._fold(real, state)
             return
         changes, state.log = state.log, []
-        size = self._file[1] if self._file else 0
-        if size <= WRITE_THROUGH_BYTES or self._journal >= size:
+        if (size <= WRITE_THROUGH_BYTES and (caller_waits or not self._deferring)) or self._journal >= size:
             self._fold(real, state)
             return
         line = json.dumps(changes, separators=(",", ":")).encode() + b"\n"
@@ -658,6 +663,17 @@ class SimulatorBackend(Backend):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(real + ".journal")
         self._raw, self._file, self._journal = raw, _identity(os.stat(real)), 0
+
+    @contextlib.contextmanager
+    def executing(self) -> t.Iterator[None]:
+        """The engine's steps come back to back: journal them whatever the file's size, and fold the journal in when
+        they end, so that a small file is rewritten once rather than at every call."""
+        self._deferring = True
+        try:
+            yield
+        finally:
+            self._deferring = False
+            self.close()
 
     def close(self) -> None:
         """Fold the journal into the state file, so that the file alone shows the state again."""

@@ -271,6 +271,7 @@ class Execution:
     def __init__(self, backend: Backend, stats: Stats, read: t.Callable[[str], Snapshot],
                  plan: t.Callable[[_Convergence], None], wait_timeout: float, clock: Clock, sleep: Sleep,
                  retry: RetryPolicy) -> None:
+        self.backend = backend
         self.stats = stats
         self.read = read
         self.plan = plan
@@ -283,15 +284,16 @@ class Execution:
         history: t.List[StepView] = []
         fresh: dict[str, Subsystem] = {}
         outcomes = []
-        for run in runs:
-            if run.subsystem.name in fresh:  # read again since this plan was made: plan from what is there now
-                try:
-                    self._replan(run, fresh[run.subsystem.name])
-                except VdsError as error:
-                    raise self._failed(run, error, history)
-            self._execute(run, fresh, history)
-            history.extend(run.views)
-            outcomes.append(self._outcome(run))
+        with self.backend.executing():
+            for run in runs:
+                if run.subsystem.name in fresh:  # read again since this plan was made: plan from what is there now
+                    try:
+                        self._replan(run, fresh[run.subsystem.name])
+                    except VdsError as error:
+                        raise self._failed(run, error, history)
+                self._execute(run, fresh, history)
+                history.extend(run.views)
+                outcomes.append(self._outcome(run))
         return outcomes
 
     def _replan(self, run: _Convergence, subsystem: Subsystem) -> None:

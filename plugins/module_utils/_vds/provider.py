@@ -14,6 +14,7 @@ before anything changes, what its provider is known to reject.
 from __future__ import annotations
 
 import abc
+import contextlib
 import typing as t
 
 from ansible_collections.storage.vds.plugins.module_utils._vds.model import Snapshot, Subsystem, Target, Value
@@ -113,6 +114,13 @@ class Backend(abc.ABC):
 
         Called with every plan, in check mode too, so that check mode predicts the real run.
         """
+
+    @contextlib.contextmanager
+    def executing(self) -> t.Iterator[None]:
+        """Brackets the execution of planned steps: the engine makes their calls back to back inside it. A backend
+        may keep their effects in a cheaper durable form until the block ends or a call tells its caller to wait
+        (the simulator journals them and rewrites its state file once)."""
+        yield
 
     def finish(self) -> dict[str, t.Any]:
         """After the task's work, successful or not: persist what the provider needs; extra result keys."""

@@ -19,9 +19,12 @@ import typing as t
 
 import pytest
 
-from ansible_collections.storage.vds.plugins.module_utils._backends import simulator
+from ansible_collections.storage.vds.plugins.module_utils._backends import _simulator_changes, simulator
 from ansible_collections.storage.vds.plugins.module_utils._backends.simulator import SimulatorBackend, read_state
+from ansible_collections.storage.vds.plugins.module_utils._vds import errors
+from ansible_collections.storage.vds.plugins.module_utils._vds.engine import Engine
 from ansible_collections.storage.vds.plugins.module_utils._vds.errors import S_OK, StateFileError
+from ansible_collections.storage.vds.plugins.module_utils._vds.module_tasks import portal_group
 
 from ansible_collections.storage.vds.tests.unit.plugins.constants import IQN1 as IQN
 
@@ -85,6 +88,133 @@ def test_deeply_nested_json_is_not_valid_json(tmp_path: pathlib.Path, text: str)
     with pytest.raises(StateFileError) as refused:
         read_state(str(path))
     assert str(refused.value) == expected
+
+
+# --- the steps of one execution: journalled whatever the file's size, folded in once -------------
+
+MANY = ["10.0.1.%d:3260" % number for number in range(1, 41)]
+
+
+def many_portals_state() -> dict[str, t.Any]:
+    """A small file (under 16 KiB) that the journal of a few calls does not outgrow."""
+    data = small_state()
+    data["subsystems"][0]["portals"] += [{"address": address} for address in MANY]
+    return data
+
+
+@pytest.fixture
+def rewrites(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Every content the simulator writes the state file with, in order."""
+    written: list[bytes] = []
+    real_write = _simulator_changes.write_file
+
+    def recording(path: str, raw: bytes, mode: int, shown: str, flush: bool) -> None:
+        written.append(raw)
+        real_write(path, raw, mode, shown, flush)
+
+    monkeypatch.setattr(_simulator_changes, "write_file", recording)
+    return written
+
+
+def test_an_execution_rewrites_a_small_file_once_and_each_call_is_durable_when_it_returns(
+        tmp_path: pathlib.Path, rewrites: list[bytes], monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps(many_portals_state()), encoding="utf-8")
+    held_after_each_call: list[int] = []
+    real_add = SimulatorBackend.add_portal
+
+    def add_and_look(backend: SimulatorBackend, group_id: str, portal_id: str) -> t.Any:
+        operation = real_add(backend, group_id, portal_id)
+        # What a process killed now would leave: the file and the journal's complete lines.
+        held_after_each_call.append(len(group_1(read_state(str(path)))))
+        return operation
+
+    monkeypatch.setattr(SimulatorBackend, "add_portal", add_and_look)
+    with SimulatorBackend(str(path)) as backend:
+        result = portal_group(Engine(backend, 30), {"target": IQN, "tag": 1, "portals": [P1] + MANY[:8],
+                                                    "purge_portals": False, "state": "present"})
+        # The steps have ended: the file alone shows the state again, before the backend is closed.
+        assert sorted(os.listdir(tmp_path)) == ["state.json", "state.json.lock"]
+    assert result["changed"] and len(result["steps"]) == 8
+    assert held_after_each_call == list(range(2, 10))
+    assert len(rewrites) == 2  # the counted read, then the journal of the steps folded in once
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert group_1(data) == [P1] + MANY[:8] and data["calls"] == {"AddPortal": 8, "Snapshot": 1}
+
+
+def test_outside_an_execution_each_call_rewrites_a_small_file(tmp_path: pathlib.Path,
+                                                              rewrites: list[bytes]) -> None:
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps(many_portals_state()), encoding="utf-8")
+    backend = SimulatorBackend(str(path))
+    group, portals = ids_of(backend)
+    for address in MANY[:3]:
+        assert backend.result(backend.add_portal(group, portals[address])).operation_hresult == S_OK
+        assert group_1(json.loads(path.read_text(encoding="utf-8")))[-1] == address
+    assert not journal_of(path).exists()
+    assert len(rewrites) == 4  # the counted read, then each call
+
+
+def test_inside_an_execution_the_file_alone_is_current_whenever_the_caller_must_wait(tmp_path: pathlib.Path) -> None:
+    data = many_portals_state()
+    data["latency_ms"] = 1000
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    clock = [1000.0]
+    backend = SimulatorBackend(str(path), now=lambda: clock[0], sleep=lambda seconds: None)
+    group, portals = ids_of(backend)
+    with backend.executing():
+        operation = backend.add_portal(group, portals[MANY[0]])
+        assert journal_of(path).exists()                        # the call is durable in the journal
+        assert "operations" not in json.loads(path.read_text(encoding="utf-8"))
+        assert backend.query_status(operation).hresult == errors.VDS_E_OPERATION_PENDING
+        # Told to wait: the journal is folded in, so an edit made now by hand works on the current state.
+        assert not journal_of(path).exists()
+        [record] = json.loads(path.read_text(encoding="utf-8"))["operations"]
+        assert record["id"] == operation.id
+        clock[0] += 1.0
+        assert backend.result(operation).operation_hresult == S_OK
+        failing = backend.add_portal(group, portals[MANY[0]])   # already there: fails when it completes
+        clock[0] += 1.0
+        assert backend.result(failing).operation_hresult == errors.VDS_E_OBJECT_EXISTS
+    assert not journal_of(path).exists()
+    assert group_1(json.loads(path.read_text(encoding="utf-8"))) == [P1, MANY[0]]
+
+
+def test_a_failed_call_inside_an_execution_leaves_the_file_current(tmp_path: pathlib.Path) -> None:
+    data = many_portals_state()
+    data["faults"] = [{"operation": "RemovePortal", "hresult": "VDS_E_PROVIDER_FAILURE"}]
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    backend = SimulatorBackend(str(path))
+    group, portals = ids_of(backend)
+    with backend.executing():
+        assert backend.result(backend.add_portal(group, portals[MANY[1]])).operation_hresult == S_OK
+        assert journal_of(path).exists()
+        with pytest.raises(errors.HResultError):
+            backend.remove_portal(group, portals[P1])
+        # The caller may wait and retry: the file alone already shows both calls.
+        assert not journal_of(path).exists()
+        on_file = json.loads(path.read_text(encoding="utf-8"))
+        assert group_1(on_file) == [P1, MANY[1]] and on_file["faults"] == []
+        assert on_file["calls"] == {"AddPortal": 1, "RemovePortal": 1, "Snapshot": 1}
+
+
+def test_another_caller_sees_each_call_of_an_execution_on_a_small_file(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps(many_portals_state()), encoding="utf-8")
+    owner, reader = SimulatorBackend(str(path)), SimulatorBackend(str(path))
+    group, portals = ids_of(owner)
+
+    def seen() -> set[str]:
+        return {str(address) for address in reader.snapshot().subsystems[0].targets[0].groups[0].portals}
+
+    assert seen() == {P1}
+    with owner.executing():
+        for count, address in enumerate(MANY[:3], start=1):
+            assert owner.result(owner.add_portal(group, portals[address])).operation_hresult == S_OK
+            assert set(seen()) == {P1, *MANY[:count]}
+    assert not journal_of(path).exists()
 
 
 # --- the journal of a large state file ---------------------------------------------------------
