@@ -133,7 +133,7 @@ class State:
         self.log: list[list[t.Any]] = []
         #: Keys of objects deleted since the backend last looked.
         self.vanished: list[Key] = []
-        #: Set by a call that tells its caller to wait (an operation still pending).
+        #: Set by a call that tells its caller to wait (an operation still pending, a failure it may retry).
         self.caller_waits = False
 
     @property
@@ -561,9 +561,10 @@ class SimulatorBackend(Backend):
                     yield state
                 except VdsError:
                     # An expected failure still counts its call and consumes its fault; its caller may wait and retry.
-                    self._persist(real, state, caller_waits=True)
+                    state.caller_waits = True
+                    self._persist(real, state)
                     raise
-                self._persist(real, state, state.caller_waits)
+                self._persist(real, state)
             except BaseException:
                 # Whatever this call changed in memory only is dropped: the next call reads the files again.
                 self._state = None
@@ -618,16 +619,16 @@ class SimulatorBackend(Backend):
                                  path=path) from None
         self._journal = end
 
-    def _persist(self, real: str, state: State, caller_waits: bool = False) -> None:
+    def _persist(self, real: str, state: State) -> None:
         """Make this call's changes durable before it returns: rewrite a small file, journal a large one. Inside
         :meth:`executing` a small file is journalled too, and folded in as soon as the caller is told to wait."""
         size = self._file[1] if self._file else 0
         if not state.log:
-            if caller_waits and self._deferring and self._journal and size <= WRITE_THROUGH_BYTES:
+            if state.caller_waits and self._deferring and self._journal and size <= WRITE_THROUGH_BYTES:
                 self._fold(real, state)
             return
         changes, state.log = state.log, []
-        if (size <= WRITE_THROUGH_BYTES and (caller_waits or not self._deferring)) or self._journal >= size:
+        if (size <= WRITE_THROUGH_BYTES and (state.caller_waits or not self._deferring)) or self._journal >= size:
             self._fold(real, state)
             return
         line = json.dumps(changes, separators=(",", ":")).encode() + b"\n"
